@@ -1,0 +1,1 @@
+//! Dialplans: schema, loading, routing (dialplan work).

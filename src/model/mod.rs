@@ -1,0 +1,1 @@
+//! The speech-to-speech model: Realtime protocol, client and simulator (model bridge work).

@@ -1,0 +1,1 @@
+//! Operations: tracing setup, metrics, health.

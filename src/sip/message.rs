@@ -1,0 +1,1 @@
+//! TODO(module): placeholder, filled in by the SIP foundation work.

@@ -1,0 +1,1 @@
+//! Function-call handlers (tools work).

@@ -1,1 +1,84 @@
-fn main() {}
+//! The `voxgate` command line: `serve` runs the daemon, `check` validates the configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use voxgate::config::Config;
+
+/// voxgate: answers SIP calls and puts a speech-to-speech model on the line.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        /// YAML configuration file (defaults apply without one; VOXGATE_* env overrides both).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Model to use: `sim` selects the built-in simulator (same as model.url: sim).
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Validate the configuration and exit 1 with `file:line:col: message` on a problem.
+    Check {
+        /// Configuration file to validate.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, model } => {
+            let mut cfg = match Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("voxgate: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            if let Some(m) = model {
+                cfg.model.url = m;
+            }
+            voxgate::ops::logging::init(&cfg.log);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("voxgate: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(voxgate::call::server::run(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("voxgate: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Check { config } => match Config::load(config.as_deref()) {
+            Ok(_) => {
+                println!(
+                    "ok: {} valid",
+                    config
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "built-in defaults and environment".into())
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+    }
+}

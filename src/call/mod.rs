@@ -1,1 +1,4 @@
-//! Per-call orchestrator.
+//! The per-call orchestrator: the one place where SIP, media (and later the model, dialplans,
+//! tools and the store) meet. One tokio task owns one call.
+
+pub mod server;

@@ -54,6 +54,12 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     if raw.len() > MAX_MESSAGE {
         return Err(drop_err("message too large"));
     }
+    if let Some(method) = unknown_method(raw) {
+        return Err(ParseError {
+            reason: format!("method {method} not implemented"),
+            response: minimal_response(raw, 501, "Not Implemented"),
+        });
+    }
     let canonical = canonicalise(raw)?;
     let parsed = std::panic::catch_unwind(|| SipMessage::try_from(canonical.as_slice()));
     let msg = match parsed {
@@ -271,8 +277,26 @@ fn drop_err(reason: &str) -> ParseError {
 fn bad(raw: &[u8], reason: &str) -> ParseError {
     ParseError {
         reason: reason.to_string(),
-        response: minimal_400(raw, reason),
+        response: minimal_response(raw, 400, reason),
     }
+}
+
+/// The method of a request line that is a valid token but not one rsip (and so we) know.
+fn unknown_method(raw: &[u8]) -> Option<String> {
+    let line = raw.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim();
+    let mut words = line.split(' ');
+    let (method, _uri, version) = (words.next()?, words.next()?, words.next()?);
+    if !version.starts_with("SIP/") || method.is_empty() {
+        return None;
+    }
+    let token = method
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+    let known = Method::all()
+        .iter()
+        .any(|m| m.to_string() == method);
+    (token && !known).then(|| method.to_string())
 }
 
 /// Full compact-form table of RFC 3261 §7.3.3 and later RFCs.
@@ -464,9 +488,9 @@ fn check(msg: &SipMessage) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds a 400 from a request we could not parse, copying its raw Via/From/To/Call-ID/CSeq
-/// lines, if it has them all (RFC 3261 §8.2.6 needs them to address the response).
-fn minimal_400(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
+/// Builds a response (400, 501) to a request we could not parse, copying its raw
+/// Via/From/To/Call-ID/CSeq lines, if it has them all (RFC 3261 §8.2.6 needs them to address it).
+fn minimal_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(raw);
     let head = text.split("\r\n\r\n").next()?;
     let mut lines = head.lines();
@@ -502,10 +526,13 @@ fn minimal_400(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         .filter(|c| !c.is_control())
         .take(80)
         .collect();
-    let mut out = format!("SIP/2.0 400 {phrase}\r\n");
+    let mut out = format!("SIP/2.0 {code} {phrase}\r\n");
     for l in keep {
         out.push_str(&l);
         out.push_str("\r\n");
+    }
+    if code == 501 {
+        out.push_str(&format!("Allow: {ALLOW}\r\n"));
     }
     out.push_str(&format!("Server: {PRODUCT}\r\nContent-Length: 0\r\n\r\n"));
     Some(out.into_bytes())
@@ -597,6 +624,14 @@ mod tests {
         }
         assert!(parse(b"\r\n\r\n").is_err());
         assert!(parse(b"SIP/2.0 200 OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn unknown_method_gets_501() {
+        let raw = "NEWMETHOD sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 NEWMETHOD\r\n\r\n";
+        let e = parse(raw.as_bytes()).expect_err("unknown");
+        let resp = String::from_utf8(e.response.expect("501")).expect("utf8");
+        assert!(resp.starts_with("SIP/2.0 501 "), "{resp}");
     }
 
     #[test]

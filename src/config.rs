@@ -155,6 +155,8 @@ pub struct MediaConfig {
     pub mode: MediaMode,
     /// WAV file (mono PCM16, any rate) for `prompt` mode.
     pub prompt: Option<PathBuf>,
+    /// Ring this long before answering (0 = answer at once, after 180 Ringing).
+    pub answer_delay: Secs,
     /// Hang up with BYE after this long (0 = never); a safety net until dialplans own limits.
     pub max_call: Secs,
 }
@@ -164,6 +166,7 @@ impl Default for MediaConfig {
         MediaConfig {
             mode: MediaMode::Echo,
             prompt: None,
+            answer_delay: Secs(Duration::ZERO),
             max_call: Secs(Duration::from_secs(3600)),
         }
     }

@@ -1,5 +1,248 @@
-//! Daemon wiring.
-/// Runs the daemon until it is stopped.
-pub async fn run(_config: crate::config::Config) -> anyhow::Result<()> {
-    anyhow::bail!("not wired yet")
+//! Daemon wiring: binds the SIP transports, then one router task parses each message once,
+//! routes it with [`crate::sip::endpoint::route`] and hands it to the call task that owns its
+//! Call-ID, answers it statelessly, or admits a new call. The router alone owns the
+//! `Call-ID → sender` map; calls register by being spawned here and unregister by message.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use rsip::SipMessage;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::config::{Config, TransportName};
+use crate::media::ports::PortPool;
+use crate::sip::dialog::{LocalAddr, UasSession};
+use crate::sip::endpoint::{route, Route, RouteOptions};
+use crate::sip::message::{self, add_header, base, response, stamp_via};
+use crate::sip::transaction::TimerConfig;
+use crate::sip::transport::{self, Inbound, Peer, TransportHandle};
+
+use super::session::{self, CallContext, CallInput};
+
+/// Capacity of each call's inbound SIP channel; a full one drops (UDP retransmits).
+const CALL_QUEUE: usize = 64;
+
+/// Runs the daemon until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let udp = config.sip.transports.contains(&TransportName::Udp);
+    let tcp = config.sip.transports.contains(&TransportName::Tcp);
+    let (handle, inbound) = transport::start(config.sip.listen, udp, tcp)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.sip.listen))?;
+    info!(
+        listen = %handle.local_addr(),
+        udp, tcp,
+        mode = ?config.media.mode,
+        "voxgate is answering calls"
+    );
+    let ctx = Arc::new(CallContext::new(&config, advertised(&config, handle.local_addr()))?);
+    let mut router = Router {
+        calls: HashMap::new(),
+        transport: handle,
+        ctx,
+        config,
+        seed: seed(),
+    };
+    router.serve(inbound).await
+}
+
+/// The address we put in Via, Contact and SDP.
+fn advertised(config: &Config, bound: SocketAddr) -> SocketAddr {
+    let ip = match config.sip.public_addr {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => local_ip().unwrap_or(bound.ip()),
+        None => bound.ip(),
+    };
+    SocketAddr::new(ip, bound.port())
+}
+
+/// The primary local address (the one a default route would use); no packet is sent.
+fn local_ip() -> Option<IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// A per-process seed for tags and branches (not security-relevant, but unpredictable).
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+struct Router {
+    /// Live calls by SIP Call-ID; entries leave when the call task reports it is done.
+    calls: HashMap<String, mpsc::Sender<CallInput>>,
+    transport: TransportHandle,
+    ctx: Arc<CallContext>,
+    config: Config,
+    seed: u64,
+}
+
+impl Router {
+    async fn serve(&mut self, mut inbound: mpsc::Receiver<Inbound>) -> anyhow::Result<()> {
+        let (done_tx, mut done_rx) = mpsc::channel::<String>(1024);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install the SIGTERM handler")?;
+        loop {
+            tokio::select! {
+                Some(msg) = inbound.recv() => self.on_message(msg, &done_tx),
+                Some(id) = done_rx.recv() => { self.calls.remove(&id); }
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+            }
+        }
+        info!(active = self.calls.len(), "shutting down");
+        Ok(())
+    }
+
+    fn send(&self, peer: &Peer, bytes: Vec<u8>) {
+        self.transport.send(peer, Bytes::from(bytes));
+    }
+
+    fn on_message(&mut self, inbound: Inbound, done: &mpsc::Sender<String>) {
+        let peer = inbound.peer;
+        let msg = match message::parse(&inbound.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                debug!(from = %peer.addr, "rejected message: {}", e.reason);
+                if let Some(resp) = e.response {
+                    self.send(&peer, resp);
+                }
+                return;
+            }
+        };
+        let msg = match msg {
+            SipMessage::Request(mut req) => {
+                stamp_via(&mut req, peer.addr);
+                SipMessage::Request(req)
+            }
+            resp => resp,
+        };
+        let Ok(b) = base(&msg) else {
+            return;
+        };
+        let opts = RouteOptions { unavailable: false };
+        match route(&msg, &b, |id| self.calls.contains_key(id), opts) {
+            Route::Call(id) => {
+                if let Some(tx) = self.calls.get(&id) {
+                    if tx.try_send(CallInput::Sip(msg)).is_err() {
+                        debug!(call_id = %id, "call queue full; message dropped");
+                    }
+                }
+            }
+            Route::Reply(resp) => self.send(&peer, resp.to_string().into_bytes()),
+            Route::Drop(why) => debug!(from = %peer.addr, "dropped: {why}"),
+            Route::NewInvite => {
+                let SipMessage::Request(req) = msg else {
+                    return;
+                };
+                if !self.allowed(peer.addr.ip()) {
+                    warn!(from = %peer.addr, "INVITE from a source outside sip.allow_from");
+                    let resp = response(&req, 403, None);
+                    self.send(&peer, resp.to_string().into_bytes());
+                    return;
+                }
+                if self.calls.len() >= self.config.sip.max_calls {
+                    let mut resp = response(&req, 503, None);
+                    add_header(&mut resp.headers, "Retry-After", "5");
+                    self.send(&peer, resp.to_string().into_bytes());
+                    return;
+                }
+                self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let local = LocalAddr {
+                    addr: self.ctx.advertised,
+                };
+                let uas = match UasSession::new(
+                    Instant::now(),
+                    req,
+                    peer,
+                    local,
+                    TimerConfig::default(),
+                    self.seed,
+                ) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        debug!(from = %peer.addr, "INVITE unusable: {e}");
+                        return;
+                    }
+                };
+                let (tx, rx) = mpsc::channel(CALL_QUEUE);
+                self.calls.insert(b.call_id.clone(), tx);
+                session::spawn(
+                    uas,
+                    rx,
+                    self.transport.clone(),
+                    self.ctx.clone(),
+                    done.clone(),
+                );
+            }
+        }
+    }
+
+    fn allowed(&self, ip: IpAddr) -> bool {
+        self.config.sip.allow_from.is_empty()
+            || self
+                .config
+                .sip
+                .allow_from
+                .iter()
+                .any(|cidr| cidr_contains(cidr, ip))
+    }
+}
+
+/// True if `ip` is inside `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
+pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
+    let (net, bits) = match cidr.split_once('/') {
+        Some((n, b)) => (n, b.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    let Ok(net) = net.parse::<IpAddr>() else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Builds the RTP port pool from the config.
+pub fn port_pool(config: &Config) -> PortPool {
+    PortPool::new(config.rtp.port_min, config.rtp.port_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(cidr_contains("10.0.0.0/8", ip("10.1.2.3")));
+        assert!(!cidr_contains("10.0.0.0/8", ip("11.1.2.3")));
+        assert!(cidr_contains("127.0.0.1", ip("127.0.0.1")));
+        assert!(cidr_contains("0.0.0.0/0", ip("8.8.8.8")));
+        assert!(cidr_contains("2001:db8::/32", ip("2001:db8::1")));
+        assert!(!cidr_contains("2001:db8::/32", ip("10.0.0.1")));
+    }
 }

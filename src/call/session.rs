@@ -1,0 +1,444 @@
+//! One call, owned by one tokio task: it drives the [`UasSession`] (SIP) and the
+//! [`MediaLeg`] (RTP) sans-IO cores, and is the only code that touches this call's RTP socket.
+//! Each wake-up makes one change (a SIP message, an RTP packet, a timer) and then drains both
+//! cores' outputs without awaiting.
+//!
+//! Until the model bridge lands, the media leg answers in `echo` or `prompt` mode (config
+//! `media.mode`), which proves two-way audio with a real peer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rsip::SipMessage;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::config::{CodecName, Config, MediaConfig};
+use crate::media::ports::{PortLease, PortPool};
+use crate::sip::dialog::{EndCause, Output, SessionEvent, UasSession};
+use crate::sip::sdp::{self, Codec, LocalMedia};
+use crate::sip::transport::TransportHandle;
+
+use super::media::{MediaEvent, MediaLeg, MediaSource};
+
+/// Input delivered to a call task by the router.
+#[derive(Debug)]
+pub enum CallInput {
+    /// A SIP message with this call's Call-ID.
+    Sip(SipMessage),
+}
+
+/// What every call shares: built once at start-up.
+pub struct CallContext {
+    /// Address advertised in Contact and SDP.
+    pub advertised: SocketAddr,
+    /// IP the RTP sockets bind to.
+    pub rtp_bind: std::net::IpAddr,
+    /// The RTP port pool.
+    pub ports: PortPool,
+    /// Codec preference for SDP answers.
+    pub codecs: Vec<Codec>,
+    /// Media mode settings.
+    pub media: MediaConfig,
+    /// Hang up after this long without RTP from the caller.
+    pub rtp_timeout: Duration,
+    /// Jitter buffer target delay.
+    pub jitter: Duration,
+    /// The prompt, as 8 kHz mono PCM16, for `prompt` mode.
+    pub prompt: Option<Arc<Vec<i16>>>,
+}
+
+impl CallContext {
+    /// Builds the shared context; loads the prompt WAV when configured.
+    pub fn new(config: &Config, advertised: SocketAddr) -> anyhow::Result<CallContext> {
+        let prompt = match &config.media.prompt {
+            Some(path) => Some(Arc::new(super::media::load_wav_8k(path)?)),
+            None => None,
+        };
+        Ok(CallContext {
+            advertised,
+            rtp_bind: config.sip.listen.ip(),
+            ports: super::server::port_pool(config),
+            codecs: config
+                .sip
+                .codecs
+                .iter()
+                .map(|c| match c {
+                    CodecName::Pcmu => Codec::Pcmu,
+                    CodecName::Pcma => Codec::Pcma,
+                    CodecName::Opus => Codec::Opus,
+                })
+                .collect(),
+            media: config.media.clone(),
+            rtp_timeout: config.rtp.timeout.0,
+            jitter: config.rtp.jitter.0,
+            prompt,
+        })
+    }
+}
+
+/// Starts the task for a new call; it reports its Call-ID on `done` when fully terminated.
+pub fn spawn(
+    uas: UasSession,
+    rx: mpsc::Receiver<CallInput>,
+    transport: TransportHandle,
+    ctx: Arc<CallContext>,
+    done: mpsc::Sender<String>,
+) {
+    let sip_call_id = uas.incoming().sip_call_id.clone();
+    let span = info_span!("call", sip_call_id = %sip_call_id);
+    tokio::spawn(
+        async move {
+            let mut call = Call {
+                uas,
+                transport,
+                ctx,
+                media: None,
+                socket: None,
+                lease: None,
+                started: Instant::now(),
+                answered: None,
+                session_version: 1,
+                end: None,
+                digits: String::new(),
+                answer_at: None,
+            };
+            call.run(rx).await;
+            let _ = done.send(sip_call_id).await;
+        }
+        .instrument(span),
+    );
+}
+
+struct Call {
+    uas: UasSession,
+    transport: TransportHandle,
+    ctx: Arc<CallContext>,
+    media: Option<MediaLeg>,
+    socket: Option<Arc<UdpSocket>>,
+    /// Held for the life of the media; dropping it returns the port to the pool.
+    lease: Option<PortLease>,
+    started: Instant,
+    answered: Option<Instant>,
+    /// SDP o= version; bumped for every new answer (RFC 3264 §8).
+    session_version: u64,
+    end: Option<String>,
+    digits: String,
+    /// When to answer (after ringing); `None` once answered or given up.
+    answer_at: Option<Instant>,
+}
+
+impl Call {
+    async fn run(&mut self, mut rx: mpsc::Receiver<CallInput>) {
+        let now = Instant::now();
+        let inc = self.uas.incoming().clone();
+        info!(caller = %inc.caller, callee = %inc.callee, from = %inc.peer.addr, "incoming call");
+        self.uas.ring(now);
+        self.flush_sip();
+        // Answer at once, or after the configured ringing time (CANCEL may arrive meanwhile).
+        self.answer_at = Some(now + self.ctx.media.answer_delay.0);
+
+
+        let mut buf = vec![0u8; 2048];
+        loop {
+            if self.uas.is_terminated() {
+                break;
+            }
+            let deadline = self.next_deadline();
+            let socket = self.socket.clone();
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(CallInput::Sip(msg)) => self.uas.handle_message(Instant::now(), msg),
+                    None => break,
+                },
+                res = recv_rtp(socket.as_deref(), &mut buf) => {
+                    if let Ok((n, src)) = res {
+                        if let Some(m) = &mut self.media {
+                            m.on_rtp(Instant::now(), src, &buf[..n]);
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => self.on_timeout(Instant::now()),
+            }
+            if let Some(at) = self.answer_at {
+                let now = Instant::now();
+                if self.uas.ended().is_some() {
+                    self.answer_at = None;
+                } else if now >= at {
+                    self.answer_at = None;
+                    self.flush_sip();
+                    self.setup_media(now).await;
+                }
+            }
+            self.flush_media();
+            self.flush_sip();
+        }
+        debug!("call task done");
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut t = min_opt(self.uas.poll_timeout(), self.answer_at);
+        if let Some(m) = &self.media {
+            t = min_opt(t, m.poll_timeout());
+            if self.answered.is_some() && self.uas.ended().is_none() {
+                t = min_opt(t, Some(m.last_rx() + self.ctx.rtp_timeout));
+                if !self.ctx.media.max_call.0.is_zero() {
+                    t = min_opt(t, Some(self.started + self.ctx.media.max_call.0));
+                }
+            }
+        }
+        t
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        self.uas.handle_timeout(now);
+        if let Some(m) = &mut self.media {
+            m.handle_timeout(now);
+            if self.uas.ended().is_none() && self.answered.is_some() {
+                if now >= m.last_rx() + self.ctx.rtp_timeout && !m.on_hold() {
+                    info!("no RTP for {:?}: hanging up", self.ctx.rtp_timeout);
+                    self.end = Some("rtp_timeout".into());
+                    self.uas.hangup(now);
+                } else if !self.ctx.media.max_call.0.is_zero()
+                    && now >= self.started + self.ctx.media.max_call.0
+                {
+                    info!("maximum call duration reached: hanging up");
+                    self.end = Some("max_duration".into());
+                    self.uas.hangup(now);
+                }
+            }
+        }
+    }
+
+    async fn setup_media(&mut self, now: Instant) {
+        let offer = self.uas.incoming().offer.clone();
+        if offer.is_empty() {
+            warn!("INVITE without SDP offer: not supported, rejecting with 488");
+            self.uas.reject(now, 488, None);
+            return;
+        }
+        let Some((lease, socket)) = self.bind_rtp().await else {
+            warn!("no free RTP port: rejecting with 503");
+            self.uas.reject(now, 503, Some(5));
+            return;
+        };
+        let local = self.local_media(lease.port());
+        match sdp::answer(&offer, &local) {
+            Ok(ans) => {
+                let n = &ans.negotiated;
+                info!(codec = ?n.codec, pt = n.payload_type, remote = ?n.remote, dtmf = ?n.telephone_event, "answering");
+                let source = match self.ctx.media.mode {
+                    crate::config::MediaMode::Echo => MediaSource::Echo,
+                    crate::config::MediaMode::Prompt => match &self.ctx.prompt {
+                        Some(p) => MediaSource::Prompt(p.clone()),
+                        None => MediaSource::Echo,
+                    },
+                };
+                match MediaLeg::new(now, n, source, self.ctx.jitter, rand_seed(&lease)) {
+                    Ok(m) => {
+                        self.media = Some(m);
+                        self.socket = Some(Arc::new(socket));
+                        self.lease = Some(lease);
+                        self.answered = Some(now);
+                        self.uas.answer(now, ans.sdp);
+                    }
+                    Err(e) => {
+                        warn!("media setup failed: {e}");
+                        self.uas.reject(now, 500, None);
+                    }
+                }
+            }
+            Err(e) => {
+                info!("SDP offer rejected: {e}");
+                self.uas.reject(now, e.status_code(), None);
+            }
+        }
+    }
+
+    fn local_media(&self, port: u16) -> LocalMedia {
+        LocalMedia {
+            addr: self.ctx.advertised.ip(),
+            port,
+            codecs: self.ctx.codecs.clone(),
+            ptime_ms: 20,
+            session_id: u64::from(port) << 16 | (self.started.elapsed().as_nanos() as u64 & 0xffff),
+            session_version: self.session_version,
+            username: "voxgate".into(),
+        }
+    }
+
+    async fn bind_rtp(&self) -> Option<(PortLease, UdpSocket)> {
+        // A port may be taken by another process: try a few leases before giving up.
+        for _ in 0..16 {
+            let lease = self.ctx.ports.allocate()?;
+            match UdpSocket::bind(SocketAddr::new(self.ctx.rtp_bind, lease.port())).await {
+                Ok(s) => return Some((lease, s)),
+                Err(e) => debug!(port = lease.port(), "RTP bind failed: {e}"),
+            }
+        }
+        None
+    }
+
+    fn flush_sip(&mut self) {
+        while let Some(out) = self.uas.poll_output() {
+            match out {
+                Output::Send(msg, peer) => {
+                    self.transport
+                        .send(&peer, Bytes::from(msg.to_string().into_bytes()));
+                }
+                Output::Event(ev) => self.on_session_event(ev),
+            }
+        }
+    }
+
+    fn on_session_event(&mut self, ev: SessionEvent) {
+        let now = Instant::now();
+        match ev {
+            SessionEvent::Confirmed => {
+                debug!("ACK received: call confirmed");
+                if let Some(m) = &mut self.media {
+                    m.start(now);
+                }
+            }
+            SessionEvent::Reoffer(offer) => {
+                let Some(lease) = &self.lease else {
+                    self.uas.reject_reoffer(now, 488);
+                    return;
+                };
+                self.session_version += 1;
+                let local = self.local_media(lease.port());
+                let offer = if offer.is_empty() {
+                    // Offerless re-INVITE: we cannot make a fresh offer yet; refuse politely.
+                    self.uas.reject_reoffer(now, 488);
+                    return;
+                } else {
+                    offer
+                };
+                match sdp::answer(&offer, &local) {
+                    Ok(ans) => {
+                        info!(direction = ?ans.negotiated.direction, codec = ?ans.negotiated.codec, "re-INVITE answered");
+                        if let Some(m) = &mut self.media {
+                            if let Err(e) = m.update(now, &ans.negotiated) {
+                                warn!("re-INVITE media change failed: {e}");
+                                self.uas.reject_reoffer(now, 488);
+                                return;
+                            }
+                        }
+                        self.uas.answer_reoffer(now, ans.sdp);
+                    }
+                    Err(e) => {
+                        info!("re-INVITE offer rejected: {e}");
+                        self.uas.reject_reoffer(now, e.status_code());
+                    }
+                }
+            }
+            SessionEvent::Info { content_type, body } => {
+                if content_type.eq_ignore_ascii_case("application/dtmf-relay") {
+                    let text = String::from_utf8_lossy(&body);
+                    if let Some(d) = text
+                        .lines()
+                        .find_map(|l| l.trim().strip_prefix("Signal="))
+                        .and_then(|s| s.trim().chars().next())
+                    {
+                        self.on_media_event(MediaEvent::Digit(d));
+                    }
+                }
+            }
+            SessionEvent::Ended(cause) => self.finish(cause),
+        }
+    }
+
+    fn flush_media(&mut self) {
+        let Some(m) = &mut self.media else {
+            return;
+        };
+        let mut events = Vec::new();
+        while let Some(ev) = m.poll_event() {
+            events.push(ev);
+        }
+        if let Some(sock) = &self.socket {
+            while let Some((pkt, to)) = m.poll_transmit() {
+                // Never await on the media path: a full socket buffer drops the packet.
+                if sock.try_send_to(&pkt, to).is_err() {
+                    m.count_send_drop();
+                }
+            }
+        }
+        for ev in events {
+            self.on_media_event(ev);
+        }
+    }
+
+    fn on_media_event(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Digit(d) => {
+                info!(digit = %d, "DTMF");
+                self.digits.push(d);
+            }
+        }
+    }
+
+    /// Logs the call summary and releases the media (port back to the pool).
+    fn finish(&mut self, cause: EndCause) {
+        let reason = self.end.clone().unwrap_or_else(|| match cause {
+            EndCause::RemoteBye => "caller_hangup".into(),
+            EndCause::LocalBye => "agent_hangup".into(),
+            EndCause::Cancelled => "cancelled".into(),
+            EndCause::Rejected(code) => format!("rejected_{code}"),
+            EndCause::NoAck => "no_ack".into(),
+        });
+        let stats = self.media.as_ref().map(|m| m.stats()).unwrap_or_default();
+        info!(
+            event = "call_end",
+            end_reason = %reason,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            codec = %stats.codec,
+            rtp_in = stats.rtp_in,
+            rtp_out = stats.rtp_out,
+            rtp_lost = stats.lost,
+            rtp_late = stats.late,
+            rtp_ignored = stats.ignored,
+            digits = %self.digits,
+            "call ended"
+        );
+        self.media = None;
+        self.socket = None;
+        self.lease = None;
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+fn rand_seed(lease: &PortLease) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(lease.port()) << 48)
+}
+
+async fn recv_rtp(
+    socket: Option<&UdpSocket>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,245 @@
+//! Integration-test harness: starts a real `voxgate serve` on free loopback ports with JSON logs,
+//! reads its log lines as they come, and runs SIPp scenarios against it. Tests wait for events
+//! (log lines, process exits) with generous timeouts; they never sleep to let things settle.
+
+#![allow(dead_code)]
+
+pub mod pcap;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Root of the repository.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch directory under target/ (kept for inspection after a failure).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = repo()
+        .join("target")
+        .join("test-scratch")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A loopback port free for both UDP and TCP right now.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// A running voxgate daemon whose log lines are collected.
+pub struct Daemon {
+    child: Child,
+    /// SIP address.
+    pub addr: SocketAddr,
+    logs: Arc<(Mutex<Vec<serde_json::Value>>, Condvar)>,
+    /// Scratch directory of this daemon.
+    pub dir: PathBuf,
+}
+
+impl Daemon {
+    /// Starts voxgate with `yaml` appended to a base config (free SIP port, a private RTP range).
+    pub fn start(name: &str, yaml: &str) -> Daemon {
+        Self::start_env(name, yaml, &[])
+    }
+
+    /// Like [`Daemon::start`] with extra environment variables.
+    pub fn start_env(name: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = scratch(name);
+        let port = free_port();
+        // A private, probably-free RTP range per daemon; bind failures fall through to the next port.
+        let rtp_min = 20_000 + (u32::from(port) * 7 % 20_000) as u16 / 2 * 2;
+        let config = format!(
+            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
+            rtp_min + 400
+        );
+        let cfg_path = dir.join("voxgate.yaml");
+        std::fs::write(&cfg_path, config).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxgate"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&cfg_path)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn voxgate");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let logs: Arc<(Mutex<Vec<serde_json::Value>>, Condvar)> = Arc::default();
+        let sink = logs.clone();
+        let raw_log = dir.join("voxgate.log");
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(raw_log).ok();
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(f) = &mut file {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|_| serde_json::json!({ "raw": line }));
+                let (lock, cv) = &*sink;
+                if let Ok(mut v) = lock.lock() {
+                    v.push(value);
+                }
+                cv.notify_all();
+            }
+        });
+        let d = Daemon {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            logs,
+            dir,
+        };
+        d.wait_log(Duration::from_secs(20), |l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("voxgate is answering calls"))
+        })
+        .unwrap_or_else(|| panic!("voxgate did not start; logs: {:?}", d.all_logs()));
+        d
+    }
+
+    /// All log lines so far.
+    pub fn all_logs(&self) -> Vec<serde_json::Value> {
+        self.logs.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Waits until a log line satisfies `pred`; returns it.
+    pub fn wait_log(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        self.wait_logs(timeout, 1, pred).into_iter().next()
+    }
+
+    /// Waits until `n` log lines satisfy `pred`; returns those seen (maybe fewer on timeout).
+    pub fn wait_logs(
+        &self,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.logs;
+        let mut guard = lock.lock().expect("log lock");
+        loop {
+            let found: Vec<_> = guard.iter().filter(|l| pred(l)).cloned().collect();
+            if found.len() >= n {
+                return found;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return found;
+            }
+            guard = cv.wait_timeout(guard, left).expect("log lock").0;
+        }
+    }
+
+    /// Waits for `n` `call_end` summary lines.
+    pub fn call_ends(&self, n: usize) -> Vec<serde_json::Value> {
+        self.wait_logs(Duration::from_secs(60), n, |l| l["event"] == "call_end")
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Outcome of one SIPp run.
+pub struct Sipp {
+    /// SIPp's exit status (0: every call succeeded).
+    pub status: ExitStatus,
+    /// What SIPp printed on stderr (errors).
+    pub stderr: String,
+}
+
+/// Runs a scenario from `sipp-scenarios/` against `target`; `transport` is `u1` or `t1`.
+pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, extra: &[&str]) -> Sipp {
+    let scen = repo().join("sipp-scenarios").join(scenario);
+    let port = free_port();
+    let media = free_port();
+    let mut cmd = Command::new("sipp");
+    cmd.arg(target.to_string())
+        .arg("-sf")
+        .arg(&scen)
+        .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+        .args(["-p", &port.to_string(), "-mp", &media.to_string()])
+        .args(["-t", transport, "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args(["-max_recv_loops", "1000"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = cmd.output().expect("run sipp (is sip-tester installed? run scripts/setup)");
+    Sipp {
+        status: out.status,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Writes a pcap with `ms` of a 440 Hz tone as PCMU RTP (PT 0); returns its path.
+pub fn tone_pcap(dir: &Path, ms: u32) -> PathBuf {
+    let path = dir.join(format!("tone-{ms}.pcap"));
+    let pcm = pcap::tone(440.0, ms, 8000);
+    let payload = pcap::ulaw(&pcm);
+    pcap::write_rtp_pcap(&path, 0, &payload, 160).expect("write pcap");
+    path
+}
+
+/// Sends one UDP datagram to `to` and returns the first reply within `timeout`, if any.
+pub fn udp_exchange(to: SocketAddr, msg: &[u8], timeout: Duration) -> Option<Vec<u8>> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(timeout)).expect("timeout");
+    sock.send_to(msg, to).expect("send");
+    let mut buf = vec![0u8; 65536];
+    match sock.recv_from(&mut buf) {
+        Ok((n, _)) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// A well-formed OPTIONS from `from` (the local socket address used in Via).
+pub fn options(call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{call_id};rport\r\n\
+         From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Status code of a raw SIP response.
+pub fn status_of(resp: &[u8]) -> Option<u16> {
+    let text = String::from_utf8_lossy(resp);
+    let line = text.lines().next()?;
+    let mut parts = line.split_whitespace();
+    (parts.next()? == "SIP/2.0").then_some(())?;
+    parts.next()?.parse().ok()
+}

@@ -1,4 +1,6 @@
 //! The per-call orchestrator: the one place where SIP, media (and later the model, dialplans,
 //! tools and the store) meet. One tokio task owns one call.
 
+pub mod media;
 pub mod server;
+pub mod session;

@@ -6,4 +6,5 @@ pub mod dtmf;
 pub mod jitter;
 pub mod playout;
 pub mod ports;
+pub mod resample;
 pub mod rtp;

@@ -8,3 +8,4 @@ pub mod playout;
 pub mod ports;
 pub mod resample;
 pub mod rtp;
+pub mod vad;

@@ -6,4 +6,6 @@ pub mod dtmf;
 pub mod jitter;
 pub mod playout;
 pub mod ports;
+pub mod resample;
 pub mod rtp;
+pub mod vad;

@@ -48,10 +48,44 @@ pub fn route(
         }
         SipMessage::Request(r) => r,
     };
+    let tag = crate_tag(base);
+    if !matches!(req.method, Method::Ack | Method::Cancel) {
+        // RFC 3261 §8.2.2.3: we support no extensions, so any Require option is refused.
+        let required: Vec<String> = req
+            .headers
+            .iter()
+            .filter_map(|h| match h {
+                rsip::Header::Require(r) => Some(r.value().to_string()),
+                _ => None,
+            })
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !required.is_empty() {
+            let mut resp = response(req, 420, Some(&tag));
+            add_header(&mut resp.headers, "Unsupported", &required.join(", "));
+            return Route::Reply(resp);
+        }
+        // §8.2.3: a body we cannot read (only SDP is spoken here).
+        if req.method == Method::Invite && !req.body.is_empty() {
+            let ctype = req.headers.iter().find_map(|h| match h {
+                rsip::Header::ContentType(c) => Some(c.value().to_ascii_lowercase()),
+                _ => None,
+            });
+            if !ctype.is_some_and(|c| c.trim().starts_with("application/sdp")) {
+                let mut resp = response(req, 415, Some(&tag));
+                add_header(&mut resp.headers, "Accept", "application/sdp");
+                return Route::Reply(resp);
+            }
+        }
+    }
     if known(&base.call_id) {
         return Route::Call(base.call_id.clone());
     }
-    let tag = crate_tag(base);
     match &req.method {
         Method::Invite if base.to_tag.is_none() => Route::NewInvite,
         Method::Ack => Route::Drop("ACK outside any call"),

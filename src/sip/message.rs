@@ -54,6 +54,12 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
     if raw.len() > MAX_MESSAGE {
         return Err(drop_err("message too large"));
     }
+    if let Some((code, reason)) = request_line_problem(raw) {
+        return Err(ParseError {
+            reason: reason.clone(),
+            response: minimal_response(raw, code, &reason),
+        });
+    }
     if let Some(method) = unknown_method(raw) {
         return Err(ParseError {
             reason: format!("method {method} not implemented"),
@@ -279,6 +285,26 @@ fn bad(raw: &[u8], reason: &str) -> ParseError {
         reason: reason.to_string(),
         response: minimal_response(raw, 400, reason),
     }
+}
+
+/// A request line with a SIP version other than 2.0 (→ 505, RFC 3261 §8.2.2... §21.5.7) or a
+/// Request-URI scheme other than sip/sips/tel (→ 416, §8.2.2.1).
+fn request_line_problem(raw: &[u8]) -> Option<(u16, String)> {
+    let line = raw.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end();
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let (method, uri, version) = (words.next()?, words.next()?, words.next()?);
+    if method.starts_with("SIP/") {
+        return None; // a response
+    }
+    if version.starts_with("SIP/") && !version.eq_ignore_ascii_case("SIP/2.0") {
+        return Some((505, "Version Not Supported".into()));
+    }
+    let scheme = uri.split(':').next()?.to_ascii_lowercase();
+    if uri.contains(':') && !["sip", "sips", "tel"].contains(&scheme.as_str()) {
+        return Some((416, "Unsupported URI Scheme".into()));
+    }
+    None
 }
 
 /// The method of a request line that is a valid token but not one rsip (and so we) know.

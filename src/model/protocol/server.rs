@@ -71,9 +71,9 @@ server_events! {
     /// Something went wrong; the session usually stays open.
     "error" => Error(ErrorEvent),
     /// First event on a new connection, with the server's defaults.
-    "session.created" => SessionCreated(SessionEvent),
+    "session.created" => SessionCreated(Box<SessionEvent>),
     /// The `session.update` took effect; carries the full resulting config.
-    "session.updated" => SessionUpdated(SessionEvent),
+    "session.updated" => SessionUpdated(Box<SessionEvent>),
     /// Server VAD heard the caller start speaking (barge-in trigger).
     "input_audio_buffer.speech_started" => SpeechStarted(SpeechStarted),
     /// Server VAD heard the caller stop.
@@ -95,7 +95,7 @@ server_events! {
     /// An assistant audio item was cut at what the caller heard.
     "conversation.item.truncated" => ItemTruncated(ItemTruncated),
     /// A response started.
-    "response.created" => ResponseCreated(ResponseEvent),
+    "response.created" => ResponseCreated(Box<ResponseEvent>),
     /// A response output item started.
     "response.output_item.added" => OutputItemAdded(OutputItemEvent),
     /// A response output item is complete.
@@ -121,7 +121,7 @@ server_events! {
     /// Function call arguments, final: run the tool now.
     "response.function_call_arguments.done" => FunctionCallArgumentsDone(FunctionCallArgumentsDone),
     /// A response ended: completed, cancelled, failed or incomplete.
-    "response.done" => ResponseDone(ResponseEvent),
+    "response.done" => ResponseDone(Box<ResponseEvent>),
     /// Current rate limits.
     "rate_limits.updated" => RateLimitsUpdated(RateLimitsUpdated),
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -292,11 +292,14 @@ pub async fn connect(
     let (tx, mut rx) = mpsc::channel::<ClientEvent>(SEND_QUEUE);
     let (events_tx, events) = mpsc::channel::<ModelInput>(RECV_QUEUE);
     let closed_once = Arc::new(AtomicBool::new(false));
+    // Dropped when the reader ends, so the writer stops too and the stream ends after `Closed`.
+    let (reader_gone_tx, mut reader_gone) = oneshot::channel::<()>();
 
     let reader = {
         let events_tx = events_tx.clone();
         let closed_once = closed_once.clone();
         tokio::spawn(async move {
+            let _reader_gone_tx = reader_gone_tx;
             let reason = loop {
                 let msg = match stream.next().await {
                     Some(Ok(msg)) => msg,
@@ -334,7 +337,14 @@ pub async fn connect(
 
     let reader_abort = reader.abort_handle();
     tokio::spawn(async move {
-        while let Some(event) = rx.recv().await {
+        loop {
+            let event = tokio::select! {
+                event = rx.recv() => match event {
+                    Some(event) => event,
+                    None => break,
+                },
+                _ = &mut reader_gone => return, // connection over; drop the queue
+            };
             let text = protocol::encode(&event);
             if let Err(e) = sink.send(Message::text(text)).await {
                 warn!(error = %e, kind = event.kind(), "model send failed");

@@ -14,6 +14,8 @@ mod stats;
 mod vad;
 
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
 
 use std::io;

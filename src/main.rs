@@ -26,6 +26,15 @@ enum Command {
         #[arg(long)]
         model: Option<String>,
     },
+    /// Run the built-in Realtime protocol simulator alone (for tests and demos).
+    SimModel {
+        /// Address to listen on, e.g. 127.0.0.1:8089.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// YAML script of the simulated conversation (see src/model/sim/script.rs).
+        #[arg(long)]
+        script: Option<PathBuf>,
+    },
     /// Validate the configuration and exit 1 with `file:line:col: message` on a problem.
     Check {
         /// Configuration file to validate.
@@ -64,6 +73,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::SimModel { listen, script } => sim_model(listen, script),
         Command::Check { config } => match Config::load(config.as_deref()) {
             Ok(_) => {
                 println!(
@@ -80,5 +90,47 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// `voxgate sim-model`: serves the simulator until interrupted.
+fn sim_model(listen: std::net::SocketAddr, script: Option<PathBuf>) -> ExitCode {
+    use voxgate::model::sim::{self, SimScript};
+    let script = match script {
+        Some(path) => match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| SimScript::from_yaml(&t).map_err(|e| e.to_string()))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("voxgate: {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        },
+        None => SimScript::default(),
+    };
+    voxgate::ops::logging::init(&voxgate::config::LogConfig::default());
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("voxgate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(%listen, "Realtime simulator listening");
+        tokio::select! {
+            r = sim::serve(listener, std::sync::Arc::new(script)) => r?,
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxgate: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

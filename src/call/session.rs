@@ -220,7 +220,8 @@ impl Call {
             self.uas.reject(now, 488, None);
             return;
         }
-        let Some((lease, socket)) = self.bind_rtp().await else {
+        let ctx = self.ctx.clone();
+        let Some((lease, socket)) = bind_rtp(&ctx).await else {
             warn!("no free RTP port: rejecting with 503");
             self.uas.reject(now, 503, Some(5));
             return;
@@ -268,18 +269,6 @@ impl Call {
             session_version: self.session_version,
             username: "voxgate".into(),
         }
-    }
-
-    async fn bind_rtp(&self) -> Option<(PortLease, UdpSocket)> {
-        // A port may be taken by another process: try a few leases before giving up.
-        for _ in 0..16 {
-            let lease = self.ctx.ports.allocate()?;
-            match UdpSocket::bind(SocketAddr::new(self.ctx.rtp_bind, lease.port())).await {
-                Ok(s) => return Some((lease, s)),
-                Err(e) => debug!(port = lease.port(), "RTP bind failed: {e}"),
-            }
-        }
-        None
     }
 
     fn flush_sip(&mut self) {
@@ -408,6 +397,19 @@ impl Call {
         self.socket = None;
         self.lease = None;
     }
+}
+
+/// Binds an RTP socket on a leased port; a port may be taken by another process, so a few
+/// leases are tried before giving up.
+async fn bind_rtp(ctx: &CallContext) -> Option<(PortLease, UdpSocket)> {
+    for _ in 0..16 {
+        let lease = ctx.ports.allocate()?;
+        match UdpSocket::bind(SocketAddr::new(ctx.rtp_bind, lease.port())).await {
+            Ok(s) => return Some((lease, s)),
+            Err(e) => debug!(port = lease.port(), "RTP bind failed: {e}"),
+        }
+    }
+    None
 }
 
 fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -7,6 +7,7 @@
 //! requests we do not serve are answered statelessly here (RFC 3261 §8.2: 405 with Allow for
 //! known methods, 501 for unknown ones, 481 for in-dialog requests of unknown dialogs).
 
+use rsip::prelude::*;
 use rsip::{Method, SipMessage};
 
 use super::message::{add_header, response, set_body, BaseHeaders, ALLOW};

@@ -534,11 +534,19 @@ pub fn yaml_error_detail(e: &serde_saphyr::Error) -> String {
     }
 }
 
-/// Removes a trailing "at line X column Y" that the parser may add, as we print it in front.
+/// Removes the location the parser writes into its message ("error: line X column Y: …",
+/// "… at line X column Y"), as we print it in front in the `file:line:col` form.
 fn strip_loc(text: &str) -> &str {
-    match text.find(" at line ") {
-        Some(i) => &text[..i],
-        None => text,
+    let mut t = text.trim();
+    t = t.strip_prefix("error:").map(str::trim_start).unwrap_or(t);
+    if let Some(rest) = t.strip_prefix("line ") {
+        if let Some(i) = rest.find(": ") {
+            t = &rest[i + 2..];
+        }
+    }
+    match t.find(" at line ") {
+        Some(i) => &t[..i],
+        None => t,
     }
 }
 

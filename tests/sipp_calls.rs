@@ -56,7 +56,7 @@ fn basic_call_tcp_two_way_audio() {
 fn prompt_reaches_the_caller() {
     let dir = common::scratch("prompt-wav");
     let wav = dir.join("prompt.wav");
-    common::pcap::write_wav(&wav, &common::pcap::tone(660.0, 1000, 6000)).expect("wav");
+    common::write_wav(&wav, &common::pcap::tone(660.0, 1000, 6000)).expect("wav");
     // voxgate plays the prompt and hangs up after 3 s; SIPp echoes every RTP packet it gets.
     let d = Daemon::start(
         "prompt",
@@ -85,7 +85,7 @@ fn cancel_before_answer() {
 
 #[test]
 fn bye_from_voxgate_on_rtp_timeout() {
-    let d = Daemon::start("rtp-timeout", "rtp:\n  timeout: 2s\n");
+    let d = Daemon::start_env("rtp-timeout", "", &[("VOXGATE_RTP_TIMEOUT", "2s")]);
     let run = sipp("uac_wait_bye.xml", d.addr, "u1", &["-m", "1"]);
     assert_ok(&run, "wait for BYE", &d);
     let ends = d.call_ends(1);
@@ -118,7 +118,12 @@ fn dtmf_digit_seen_once() {
 #[test]
 fn reinvite_hold_and_resume() {
     let d = Daemon::start("reinvite", "");
-    let run = sipp("uac_reinvite.xml", d.addr, "u1", &["-m", "1"]);
+    let run = sipp(
+        "uac_reinvite.xml",
+        d.addr,
+        "u1",
+        &["-m", "1", "-key", "hold_ms", "500"],
+    );
     assert_ok(&run, "re-INVITE", &d);
     let ends = d.call_ends(1);
     assert_eq!(ends[0]["end_reason"], "caller_hangup", "{}", ends[0]);

@@ -390,6 +390,7 @@ impl Call {
             rtp_lost = stats.lost,
             rtp_late = stats.late,
             rtp_ignored = stats.ignored,
+            rtp_echoed = stats.echoed,
             digits = %self.digits,
             "call ended"
         );

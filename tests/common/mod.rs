@@ -243,3 +243,18 @@ pub fn status_of(resp: &[u8]) -> Option<u16> {
     (parts.next()? == "SIP/2.0").then_some(())?;
     parts.next()?.parse().ok()
 }
+
+/// Writes 8 kHz mono PCM16 as a WAV file (for prompt-mode tests).
+pub fn write_wav(path: &Path, pcm: &[i16]) -> std::io::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(std::io::Error::other)?;
+    for s in pcm {
+        w.write_sample(*s).map_err(std::io::Error::other)?;
+    }
+    w.finalize().map_err(std::io::Error::other)
+}

@@ -408,6 +408,68 @@ fn split_commas(value: &str) -> Vec<String> {
     parts.into_iter().filter(|p| !p.is_empty()).collect()
 }
 
+/// Removes linear white space around `;` and `=` (and around `/` in Via's sent-protocol)
+/// outside quoted strings (RFC 3261 §7.3.1 allows it; rsip's typed parsers do not).
+fn tidy_params(value: &str, via: bool) -> String {
+    let seps: &[char] = if via { &[';', '=', '/'] } else { &[';', '='] };
+    let mut out = String::with_capacity(value.len());
+    let (mut quoted, mut escaped) = (false, false);
+    let mut pending_ws = false;
+    for c in value.chars() {
+        if quoted {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        if c == ' ' || c == '\t' {
+            pending_ws = true;
+            continue;
+        }
+        if seps.contains(&c) {
+            pending_ws = false;
+            out.push(c);
+            // Swallow white space after the separator too.
+            continue;
+        }
+        if pending_ws && !out.is_empty() && !out.ends_with(seps) {
+            out.push(' ');
+        }
+        pending_ws = false;
+        if c == '"' {
+            quoted = true;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Escapes `;` and `=` inside the user part of a request line's URI
+/// (`sip:user;par=x@host` → `sip:user%3Bpar%3Dx@host`, equivalent per RFC 3261 §19.1.4),
+/// which rsip's URI parser would otherwise take as URI parameters.
+fn escape_user_params(start_line: &str) -> String {
+    let mut words = start_line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return start_line.to_string();
+    };
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return start_line.to_string();
+    };
+    match rest.rfind('@') {
+        Some(at) if rest[..at].contains(';') => {
+            let user = rest[..at].replace(';', "%3B").replace('=', "%3D");
+            format!("{method} {scheme}:{user}{} {version}", &rest[at..])
+        }
+        _ => start_line.to_string(),
+    }
+}
+
 /// Rewrites a raw message into the canonical form rsip parses, applying Content-Length.
 fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
     let start = raw
@@ -429,6 +491,7 @@ fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
     let (start_line, rest) = head.split_once('\n').unwrap_or((head, ""));
     let start_line = start_line.trim_end_matches('\r');
     let lines = header_lines(rest).map_err(|r| bad(raw, &r))?;
+    let start_line = escape_user_params(start_line);
     let mut out = Vec::with_capacity(raw.len() + 64);
     out.extend_from_slice(start_line.as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -444,7 +507,8 @@ fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
             length = Some(n);
             continue;
         }
-        let multi = name.eq_ignore_ascii_case("Via")
+        let is_via = name.eq_ignore_ascii_case("Via");
+        let multi = is_via
             || name.eq_ignore_ascii_case("Route")
             || name.eq_ignore_ascii_case("Record-Route");
         let values = if multi {
@@ -452,7 +516,12 @@ fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
         } else {
             vec![value.clone()]
         };
+        let tidy = is_via
+            || ["From", "To", "Contact", "Route", "Record-Route"]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name));
         for v in values {
+            let v = if tidy { tidy_params(&v, is_via) } else { v };
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(v.as_bytes());
@@ -489,8 +558,51 @@ fn check(msg: &SipMessage) -> Result<(), String> {
     if req.version != rsip::Version::V2 {
         return Err("unsupported SIP version".into());
     }
-    let via = req.via_header().map_err(|_| "missing Via".to_string())?;
-    via.typed().map_err(|e| format!("bad Via: {e}"))?;
+    // The top Via must parse fully (responses are routed by it); the others only need to
+    // look like a Via, as a UAS never uses them (their transports may be ones we lack).
+    let mut vias = 0;
+    for h in req.headers.iter() {
+        if let Header::Via(v) = h {
+            if vias == 0 {
+                v.typed().map_err(|e| format!("bad Via: {e}"))?;
+            } else {
+                let value = v.value().trim();
+                let proto = value.split_whitespace().next().unwrap_or_default();
+                if !proto.to_ascii_uppercase().starts_with("SIP/2.0/")
+                    || value.split_whitespace().count() < 2
+                {
+                    return Err(format!("bad Via '{}'", truncate(value)));
+                }
+            }
+            vias += 1;
+        }
+    }
+    if vias == 0 {
+        return Err("missing Via".into());
+    }
+    // §20: exactly one of each of these.
+    let count = |f: fn(&Header) -> bool| req.headers.iter().filter(|h| f(h)).count();
+    for (name, n) in [
+        ("From", count(|h| matches!(h, Header::From(_)))),
+        ("To", count(|h| matches!(h, Header::To(_)))),
+        ("Call-ID", count(|h| matches!(h, Header::CallId(_)))),
+        ("CSeq", count(|h| matches!(h, Header::CSeq(_)))),
+    ] {
+        if n > 1 {
+            return Err(format!("{n} {name} headers"));
+        }
+    }
+    for h in req.headers.iter() {
+        let value = match h {
+            Header::From(v) => v.value(),
+            Header::To(v) => v.value(),
+            Header::Contact(v) => v.value(),
+            _ => continue,
+        };
+        if !quotes_balanced(value) {
+            return Err("unterminated quoted string".into());
+        }
+    }
     let b = base(msg)?;
     if b.call_id.is_empty() {
         return Err("empty Call-ID".into());
@@ -514,6 +626,20 @@ fn check(msg: &SipMessage) -> Result<(), String> {
     Ok(())
 }
 
+/// True if every `"` opens and closes a quoted string (backslash escapes inside).
+fn quotes_balanced(value: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted
+}
+
 /// Builds a response (400, 501) to a request we could not parse, copying its raw
 /// Via/From/To/Call-ID/CSeq lines, if it has them all (RFC 3261 §8.2.6 needs them to address it).
 fn minimal_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
@@ -521,7 +647,9 @@ fn minimal_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let head = text.split("\r\n\r\n").next()?;
     let mut lines = head.lines();
     let start = lines.next()?.trim();
-    if start.starts_with("SIP/") || start.split_whitespace().count() != 3 {
+    let words = start.split_whitespace().count();
+    let last = start.split_whitespace().last().unwrap_or_default();
+    if start.starts_with("SIP/") || words < 3 || !last.starts_with("SIP/") {
         return None; // a response, or not a SIP request line at all
     }
     let method = start.split_whitespace().next()?;

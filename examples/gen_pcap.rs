@@ -2,7 +2,6 @@
 //! Usage: `cargo run --example gen_pcap -- OUT.pcap MILLISECONDS`
 
 #[path = "../tests/common/pcap.rs"]
-#[allow(dead_code)]
 mod pcap;
 
 fn main() -> std::process::ExitCode {

@@ -173,10 +173,11 @@ impl Default for MediaConfig {
 }
 
 /// Media modes available without a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaMode {
     /// Send the caller's audio straight back (two-way audio check).
+    #[default]
     Echo,
     /// Play the configured WAV prompt to the caller.
     Prompt,
@@ -259,25 +260,14 @@ impl Default for LogConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
+    #[default]
     Text,
     /// One JSON object per line.
     Json,
-}
-
-impl Default for LogFormat {
-    fn default() -> Self {
-        LogFormat::Text
-    }
-}
-
-impl Default for MediaMode {
-    fn default() -> Self {
-        MediaMode::Echo
-    }
 }
 
 /// A duration written as `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
@@ -316,7 +306,7 @@ impl Secs {
 impl fmt::Display for Secs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 == 0 {
+        if ms.is_multiple_of(1000) {
             write!(f, "{}s", ms / 1000)
         } else {
             write!(f, "{ms}ms")
@@ -465,10 +455,7 @@ impl Config {
             );
         }
         if self.sip.codecs.is_empty() {
-            return bad(
-                "sip.codecs",
-                "list at least one of pcmu, pcma, opus".into(),
-            );
+            return bad("sip.codecs", "list at least one of pcmu, pcma, opus".into());
         }
         if self.sip.transports.is_empty() {
             return bad("sip.transports", "list udp, tcp or both".into());
@@ -636,7 +623,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(Secs::parse("500ms").ok(), Some(Secs(Duration::from_millis(500))));
+        assert_eq!(
+            Secs::parse("500ms").ok(),
+            Some(Secs(Duration::from_millis(500)))
+        );
         assert_eq!(Secs::parse("2m").ok(), Some(Secs(Duration::from_secs(120))));
         assert_eq!(Secs::parse("30").ok(), Some(Secs(Duration::from_secs(30))));
         assert!(Secs::parse("soon").is_err());

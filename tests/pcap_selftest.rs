@@ -42,7 +42,10 @@ fn g711_reference_values() {
     // Quantisation error stays within G.711's step size (≤ 1/16 of magnitude + small).
     for x in (-32768i32..=32767).step_by(97) {
         let x = x as i16;
-        for y in [ulaw_decode_sample(ulaw_sample(x)), alaw_decode_sample(alaw_sample(x))] {
+        for y in [
+            ulaw_decode_sample(ulaw_sample(x)),
+            alaw_decode_sample(alaw_sample(x)),
+        ] {
             let err = (x as i32 - y as i32).abs();
             assert!(err <= (x as i32).abs() / 16 + 64, "x={x} y={y}");
         }

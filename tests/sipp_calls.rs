@@ -28,7 +28,16 @@ fn basic_call(transport: &str) {
         "uac_basic.xml",
         d.addr,
         transport,
-        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path"), "-key", "hold_ms", "3000"],
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-key",
+            "hold_ms",
+            "3000",
+        ],
     );
     assert_ok(&run, "basic call", &d);
     let ends = d.call_ends(1);
@@ -36,8 +45,14 @@ fn basic_call(transport: &str) {
     let end = &ends[0];
     assert_eq!(end["end_reason"], "caller_hangup", "{end}");
     // 2 s of 20 ms packets = 100; allow for start-up at both ends.
-    assert!(field(end, "rtp_in") >= 90, "voxgate got too little audio: {end}");
-    assert!(field(end, "rtp_out") >= 80, "voxgate echoed too little audio: {end}");
+    assert!(
+        field(end, "rtp_in") >= 90,
+        "voxgate got too little audio: {end}"
+    );
+    assert!(
+        field(end, "rtp_out") >= 80,
+        "voxgate echoed too little audio: {end}"
+    );
 }
 
 #[test]
@@ -71,7 +86,10 @@ fn prompt_reaches_the_caller() {
     let end = &ends[0];
     assert_eq!(end["end_reason"], "max_duration", "{end}");
     assert!(field(end, "rtp_out") >= 50, "{end}");
-    assert!(field(end, "rtp_echoed") >= 25, "SIPp did not echo our audio back: {end}");
+    assert!(
+        field(end, "rtp_echoed") >= 25,
+        "SIPp did not echo our audio back: {end}"
+    );
 }
 
 #[test]
@@ -108,7 +126,16 @@ fn dtmf_digit_seen_once() {
         "uac_dtmf.xml",
         d.addr,
         "u1",
-        &["-m", "1", "-key", "pcap", "/usr/share/sip-tester/dtmf_2833_1.pcap", "-key", "hold_ms", "2000"],
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            "/usr/share/sip-tester/dtmf_2833_1.pcap",
+            "-key",
+            "hold_ms",
+            "2000",
+        ],
     );
     assert_ok(&run, "dtmf", &d);
     let ends = d.call_ends(1);
@@ -154,7 +181,20 @@ fn many_calls_in_a_row_release_ports() {
         "uac_basic.xml",
         d.addr,
         "u1",
-        &["-m", "12", "-l", "3", "-r", "10", "-key", "pcap", pcap.to_str().expect("path"), "-key", "hold_ms", "300"],
+        &[
+            "-m",
+            "12",
+            "-l",
+            "3",
+            "-r",
+            "10",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-key",
+            "hold_ms",
+            "300",
+        ],
     );
     assert_ok(&run, "12 calls", &d);
     assert_eq!(d.call_ends(12).len(), 12);

@@ -133,7 +133,11 @@ fn garbage_datagrams_never_stop_the_daemon() {
     ] {
         sock.send_to(raw, d.addr).expect("send");
     }
-    let ok = udp_exchange(d.addr, options("after-garbage").as_bytes(), Duration::from_secs(5));
+    let ok = udp_exchange(
+        d.addr,
+        options("after-garbage").as_bytes(),
+        Duration::from_secs(5),
+    );
     assert_eq!(ok.as_deref().and_then(status_of), Some(200));
     assert!(d.alive());
 }

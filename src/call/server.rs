@@ -40,7 +40,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         mode = ?config.media.mode,
         "voxgate is answering calls"
     );
-    let ctx = Arc::new(CallContext::new(&config, advertised(&config, handle.local_addr()))?);
+    let ctx = Arc::new(CallContext::new(
+        &config,
+        advertised(&config, handle.local_addr()),
+    )?);
     let mut router = Router {
         calls: HashMap::new(),
         transport: handle,
@@ -214,12 +217,20 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) => {
             let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,

@@ -141,7 +141,6 @@ impl Call {
         // Answer at once, or after the configured ringing time (CANCEL may arrive meanwhile).
         self.answer_at = Some(now + self.ctx.media.answer_delay.0);
 
-
         let mut buf = vec![0u8; 2048];
         loop {
             if self.uas.is_terminated() {

@@ -58,10 +58,9 @@ impl Decoder {
         Ok(match kind {
             CodecKind::Pcmu => Decoder::Pcmu,
             CodecKind::Pcma => Decoder::Pcma,
-            CodecKind::Opus => Decoder::Opus(Box::new(opus::Decoder::new(
-                48_000,
-                opus::Channels::Mono,
-            )?)),
+            CodecKind::Opus => {
+                Decoder::Opus(Box::new(opus::Decoder::new(48_000, opus::Channels::Mono)?))
+            }
         })
     }
 
@@ -135,8 +134,12 @@ impl Encoder {
     /// Appends the payload for `pcm` (one 20 ms frame at the codec's rate) to `out`.
     pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> Result<(), CodecError> {
         match self {
-            Encoder::Pcmu => out.extend(pcm.iter().map(|s| audio_codec_algorithms::encode_ulaw(*s))),
-            Encoder::Pcma => out.extend(pcm.iter().map(|s| audio_codec_algorithms::encode_alaw(*s))),
+            Encoder::Pcmu => {
+                out.extend(pcm.iter().map(|s| audio_codec_algorithms::encode_ulaw(*s)))
+            }
+            Encoder::Pcma => {
+                out.extend(pcm.iter().map(|s| audio_codec_algorithms::encode_alaw(*s)))
+            }
             Encoder::Opus(e) => {
                 let start = out.len();
                 out.resize(start + 1_275, 0);
@@ -159,7 +162,9 @@ mod tests {
 
     fn tone(rate: u32, n: usize) -> Vec<i16> {
         (0..n)
-            .map(|i| ((i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 8000.0) as i16)
+            .map(|i| {
+                ((i as f32 * 440.0 * std::f32::consts::TAU / rate as f32).sin() * 8000.0) as i16
+            })
             .collect()
     }
 
@@ -179,7 +184,10 @@ mod tests {
             let mut back = Vec::new();
             dec.decode(&payload, &mut back).expect("decode");
             for (a, b) in pcm.iter().zip(&back) {
-                assert!((i32::from(*a) - i32::from(*b)).abs() <= 256, "{kind:?}: {a} vs {b}");
+                assert!(
+                    (i32::from(*a) - i32::from(*b)).abs() <= 256,
+                    "{kind:?}: {a} vs {b}"
+                );
             }
         }
     }

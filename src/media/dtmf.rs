@@ -81,8 +81,10 @@ impl DtmfReceiver {
 mod tests {
     use super::*;
 
-    /// (timestamp, event, end bit, duration)
-    fn run(stream: &[(u32, u8, bool, u16)]) -> String {
+    /// One telephone-event packet: (timestamp, event, end bit, duration).
+    type Pkt = (u32, u8, bool, u16);
+
+    fn run(stream: &[Pkt]) -> String {
         let t0 = Instant::now();
         let mut rx = DtmfReceiver::new();
         stream
@@ -99,21 +101,48 @@ mod tests {
 
     #[test]
     fn event_streams() {
-        let table: [(&str, Vec<(u32, u8, bool, u16)>, &str); 6] = [
+        let table: [(&str, Vec<Pkt>, &str); 6] = [
             (
                 "normal with three end packets",
-                vec![(100, 1, false, 160), (100, 1, false, 320), (100, 1, true, 480), (100, 1, true, 480), (100, 1, true, 480)],
+                vec![
+                    (100, 1, false, 160),
+                    (100, 1, false, 320),
+                    (100, 1, true, 480),
+                    (100, 1, true, 480),
+                    (100, 1, true, 480),
+                ],
                 "1",
             ),
-            ("start packets lost", vec![(100, 5, true, 800), (100, 5, true, 800)], "5"),
-            ("end packets lost", vec![(100, 11, false, 160), (100, 11, false, 320)], "#"),
+            (
+                "start packets lost",
+                vec![(100, 5, true, 800), (100, 5, true, 800)],
+                "5",
+            ),
+            (
+                "end packets lost",
+                vec![(100, 11, false, 160), (100, 11, false, 320)],
+                "#",
+            ),
             (
                 "same key twice",
-                vec![(100, 2, false, 160), (100, 2, true, 400), (900, 2, false, 160), (900, 2, true, 400)],
+                vec![
+                    (100, 2, false, 160),
+                    (100, 2, true, 400),
+                    (900, 2, false, 160),
+                    (900, 2, true, 400),
+                ],
                 "22",
             ),
-            ("star and letters", vec![(1, 10, true, 1), (2, 12, true, 1), (3, 15, true, 1)], "*AD"),
-            ("non-DTMF events ignored", vec![(1, 32, true, 1), (2, 70, false, 1)], ""),
+            (
+                "star and letters",
+                vec![(1, 10, true, 1), (2, 12, true, 1), (3, 15, true, 1)],
+                "*AD",
+            ),
+            (
+                "non-DTMF events ignored",
+                vec![(1, 32, true, 1), (2, 70, false, 1)],
+                "",
+            ),
         ];
         for (name, stream, want) in table {
             assert_eq!(run(&stream), want, "{name}");
@@ -123,7 +152,10 @@ mod tests {
     #[test]
     fn short_payloads_are_ignored() {
         let mut rx = DtmfReceiver::new();
-        assert_eq!(rx.push(Instant::now(), RtpTimestamp(1), true, &[1, 2]), None);
+        assert_eq!(
+            rx.push(Instant::now(), RtpTimestamp(1), true, &[1, 2]),
+            None
+        );
         assert_eq!(rx.ignored(), 1);
     }
 }

@@ -201,7 +201,11 @@ mod tests {
         arrivals
     }
 
-    fn run(cfg: JitterConfig, arrivals: &[(u64, u64)], ticks: u64) -> (Vec<Option<u64>>, JitterStats) {
+    fn run(
+        cfg: JitterConfig,
+        arrivals: &[(u64, u64)],
+        ticks: u64,
+    ) -> (Vec<Option<u64>>, JitterStats) {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(cfg);
         let mut out = Vec::new();
@@ -210,7 +214,12 @@ mod tests {
             let now = t0 + ms(tick * 20);
             while i < arrivals.len() && arrivals[i].0 <= tick * 20 {
                 let seq = arrivals[i].1;
-                jb.push(now, SeqNo(1000 + seq), RtpTimestamp(0), seq.to_be_bytes().to_vec());
+                jb.push(
+                    now,
+                    SeqNo(1000 + seq),
+                    RtpTimestamp(0),
+                    seq.to_be_bytes().to_vec(),
+                );
                 i += 1;
             }
             match jb.pop(now) {
@@ -231,7 +240,11 @@ mod tests {
         let arrivals = link(7, 200, 0.0, 35);
         let (out, stats) = run(JitterConfig::default(), &arrivals, 230);
         let played: Vec<u64> = out.iter().flatten().copied().collect();
-        assert_eq!(played, (0..200).collect::<Vec<_>>(), "in order, none missing");
+        assert_eq!(
+            played,
+            (0..200).collect::<Vec<_>>(),
+            "in order, none missing"
+        );
         assert_eq!((stats.late, stats.lost, stats.duplicate), (0, 0, 0));
     }
 
@@ -240,9 +253,16 @@ mod tests {
         let arrivals = link(11, 500, 0.05, 30);
         let (out, stats) = run(JitterConfig::default(), &arrivals, 540);
         let played: Vec<u64> = out.iter().flatten().copied().collect();
-        assert!(played.windows(2).all(|w| w[0] < w[1]), "strictly increasing, no duplicates");
+        assert!(
+            played.windows(2).all(|w| w[0] < w[1]),
+            "strictly increasing, no duplicates"
+        );
         assert!(played.len() as u64 + stats.lost <= 500);
-        assert_eq!(played.len() as u64, stats.received - stats.late, "everything accepted plays");
+        assert_eq!(
+            played.len() as u64,
+            stats.received - stats.late,
+            "everything accepted plays"
+        );
         assert!(stats.lost > 10, "about 5% lost: {stats:?}");
     }
 

@@ -194,7 +194,11 @@ mod tests {
             let frame = p.handle_timeout(t0 + ms(20 * i + 3)).expect("frame");
             assert_eq!(frame[0], i as u8);
         }
-        assert_eq!(p.handle_timeout(t0 + ms(2000)), None, "empty queue sends nothing");
+        assert_eq!(
+            p.handle_timeout(t0 + ms(2000)),
+            None,
+            "empty queue sends nothing"
+        );
     }
 
     #[test]
@@ -239,7 +243,14 @@ mod tests {
         assert_eq!(p.played_ms(), 140);
         assert_eq!(p.played_bytes() / 8, 140, "µ-law bytes / 8 = ms heard");
         assert_eq!(p.flush(), 43);
-        assert_eq!(p.handle_timeout(t0 + ms(140)), None, "nothing after the flush");
-        assert!(p.take_talkspurt_start(), "the next audio starts a new talk-spurt");
+        assert_eq!(
+            p.handle_timeout(t0 + ms(140)),
+            None,
+            "nothing after the flush"
+        );
+        assert!(
+            p.take_talkspurt_start(),
+            "the next audio starts a new talk-spurt"
+        );
     }
 }

@@ -324,7 +324,11 @@ mod tests {
         let a = x.extend(65_534).0;
         assert_eq!(x.extend(65_535).0, a + 1);
         assert_eq!(x.extend(0).0, a + 2, "rollover");
-        assert_eq!(x.extend(65_535).0, a + 1, "late packet from before the rollover");
+        assert_eq!(
+            x.extend(65_535).0,
+            a + 1,
+            "late packet from before the rollover"
+        );
         assert_eq!(x.extend(2).0, a + 4);
         assert_eq!(x.extend(1).0, a + 3, "reordered");
     }

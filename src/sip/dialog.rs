@@ -76,8 +76,8 @@ pub enum SessionEvent {
 /// Outputs of the session.
 #[derive(Debug)]
 pub enum Output {
-    /// Send this message to this peer.
-    Send(SipMessage, Peer),
+    /// Send this message to this peer (boxed: messages are large, events small).
+    Send(Box<SipMessage>, Peer),
     /// Tell the call layer.
     Event(SessionEvent),
 }
@@ -184,8 +184,16 @@ impl UasSession {
         let b = base(&SipMessage::Request(invite.clone()))?;
         let mut rng = SmallRng::seed_from_u64(seed);
         let local_tag = format!("vg{:016x}", rng.random::<u64>());
-        let from_value = invite.from_header().map_err(|e| e.to_string())?.value().to_string();
-        let to_value = invite.to_header().map_err(|e| e.to_string())?.value().to_string();
+        let from_value = invite
+            .from_header()
+            .map_err(|e| e.to_string())?
+            .value()
+            .to_string();
+        let to_value = invite
+            .to_header()
+            .map_err(|e| e.to_string())?
+            .value()
+            .to_string();
         let contact = header_value(&invite, |h| match h {
             Header::Contact(c) => Some(c.value().to_string()),
             _ => None,
@@ -309,7 +317,11 @@ impl UasSession {
             add_header(&mut resp.headers, "Retry-After", &secs.to_string());
         }
         if code == 488 {
-            add_header(&mut resp.headers, "Warning", "304 voxgate \"Media type not available\"");
+            add_header(
+                &mut resp.headers,
+                "Warning",
+                "304 voxgate \"Media type not available\"",
+            );
         }
         self.state = State::Ended;
         self.respond_invite(now, resp);
@@ -419,7 +431,13 @@ impl UasSession {
         }
     }
 
-    fn handle_ack(&mut self, now: Instant, req: Request, b: &super::message::BaseHeaders, same: bool) {
+    fn handle_ack(
+        &mut self,
+        now: Instant,
+        req: Request,
+        b: &super::message::BaseHeaders,
+        same: bool,
+    ) {
         if same && self.state != State::Answered && self.state != State::Confirmed {
             // ACK for a non-2xx final: same branch as the INVITE (§17.1.1.3).
             self.invite_tsx
@@ -479,8 +497,8 @@ impl UasSession {
                 }
             }
         }
-        let ours = b.to_tag.as_deref() == Some(self.local_tag.as_str())
-            && b.from_tag == self.remote_tag;
+        let ours =
+            b.to_tag.as_deref() == Some(self.local_tag.as_str()) && b.from_tag == self.remote_tag;
         if !ours {
             let resp = response(&req, 481, None);
             self.send(SipMessage::Response(resp));
@@ -541,10 +559,8 @@ impl UasSession {
                 let ok = response(&req, 200, None);
                 self.server_respond(now, req, ok);
                 if !body.is_empty() {
-                    self.out.push_back(Output::Event(SessionEvent::Info {
-                        content_type,
-                        body,
-                    }));
+                    self.out
+                        .push_back(Output::Event(SessionEvent::Info { content_type, body }));
                 }
             }
             Method::Options | Method::Notify => {
@@ -583,7 +599,11 @@ impl UasSession {
         // §12.1.1: the 2xx/1xx that creates the dialog copies Record-Route.
         let mut headers: Vec<Header> = resp.headers.into();
         let at = headers.len().saturating_sub(2);
-        for rr in req.headers.iter().filter(|h| matches!(h, Header::RecordRoute(_))) {
+        for rr in req
+            .headers
+            .iter()
+            .filter(|h| matches!(h, Header::RecordRoute(_)))
+        {
             headers.insert(at, rr.clone());
         }
         resp.headers = headers.into();
@@ -619,7 +639,10 @@ impl UasSession {
             self.local_uri, self.remote_uri, self.incoming.sip_call_id, self.local_cseq
         ));
         let Ok(req) = Request::try_from(text.as_str()) else {
-            tracing::warn!("could not build {method} (remote target {})", self.remote_target);
+            tracing::warn!(
+                "could not build {method} (remote target {})",
+                self.remote_target
+            );
             return;
         };
         let t = ClientNonInvite::new(now, req, self.reliability, self.timers);
@@ -650,7 +673,8 @@ impl UasSession {
     }
 
     fn send(&mut self, msg: SipMessage) {
-        self.out.push_back(Output::Send(msg, self.incoming.peer));
+        self.out
+            .push_back(Output::Send(Box::new(msg), self.incoming.peer));
     }
 
     fn drain_invite(&mut self, now: Instant) {
@@ -675,8 +699,10 @@ impl UasSession {
         if let Some((_, t)) = &mut self.reinvite {
             while let Some(o) = t.poll_output() {
                 if let transaction::server_invite::Output::Send(r) = o {
-                    self.out
-                        .push_back(Output::Send(SipMessage::Response(r), self.incoming.peer));
+                    self.out.push_back(Output::Send(
+                        Box::new(SipMessage::Response(r)),
+                        self.incoming.peer,
+                    ));
                 }
             }
             done = t.is_terminated();
@@ -690,8 +716,10 @@ impl UasSession {
         for t in &mut self.old_invites {
             while let Some(o) = t.poll_output() {
                 if let transaction::server_invite::Output::Send(r) = o {
-                    self.out
-                        .push_back(Output::Send(SipMessage::Response(r), self.incoming.peer));
+                    self.out.push_back(Output::Send(
+                        Box::new(SipMessage::Response(r)),
+                        self.incoming.peer,
+                    ));
                 }
             }
         }
@@ -703,7 +731,8 @@ impl UasSession {
         for (_, t) in &mut self.servers {
             while let Some(o) = t.poll_output() {
                 if let transaction::server_non_invite::Output::Send(r) = o {
-                    self.out.push_back(Output::Send(SipMessage::Response(r), peer));
+                    self.out
+                        .push_back(Output::Send(Box::new(SipMessage::Response(r)), peer));
                 }
             }
         }
@@ -716,7 +745,7 @@ impl UasSession {
             while let Some(o) = t.poll_output() {
                 match o {
                     transaction::client_non_invite::Output::Send(m) => {
-                        self.out.push_back(Output::Send(m, peer))
+                        self.out.push_back(Output::Send(Box::new(m), peer))
                     }
                     transaction::client_non_invite::Output::Event(ClientEvent::Final(_))
                     | transaction::client_non_invite::Output::Event(ClientEvent::Timeout) => {}

@@ -145,9 +145,10 @@ pub fn response(req: &Request, code: u16, to_tag: Option<&str>) -> Response {
 pub fn set_body(resp: &mut Response, content_type: &str, body: Vec<u8>) {
     resp.headers
         .retain(|h| !matches!(h, Header::ContentLength(_) | Header::ContentType(_)));
-    resp.headers.push(Header::ContentType(
-        rsip::headers::ContentType::new(content_type),
-    ));
+    resp.headers
+        .push(Header::ContentType(rsip::headers::ContentType::new(
+            content_type,
+        )));
     resp.headers
         .push(Header::ContentLength(rsip::headers::ContentLength::from(
             body.len() as u32,
@@ -164,11 +165,7 @@ pub fn add_header(headers: &mut Headers, name: &str, value: &str) {
 /// (when the source IP differs from sent-by) and fills an empty `rport` with the source port,
 /// so responses — sent to the packet's source — also name it.
 pub fn stamp_via(req: &mut Request, src: SocketAddr) {
-    let Some(pos) = req
-        .headers
-        .iter()
-        .position(|h| matches!(h, Header::Via(_)))
-    else {
+    let Some(pos) = req.headers.iter().position(|h| matches!(h, Header::Via(_))) else {
         return;
     };
     let Some(Header::Via(via)) = req.headers.iter().nth(pos) else {
@@ -210,7 +207,10 @@ pub fn stamp_via(req: &mut Request, src: SocketAddr) {
 /// block and the body announced by `Content-Length` have arrived. Leading CRLF keep-alives
 /// (RFC 5626 §3.5.1) are reported as a message of only those bytes.
 pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, String> {
-    let ws = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let ws = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     if ws > 0 {
         return Ok(Some(ws));
     }
@@ -247,7 +247,10 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, String> {
 
 /// True if the bytes are only CRLF keep-alives.
 pub fn is_keepalive(raw: &[u8]) -> bool {
-    !raw.is_empty() && raw.iter().all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+    !raw.is_empty()
+        && raw
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -319,9 +322,7 @@ fn unknown_method(raw: &[u8]) -> Option<String> {
     let token = method
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
-    let known = Method::all()
-        .iter()
-        .any(|m| m.to_string() == method);
+    let known = Method::all().iter().any(|m| m.to_string() == method);
     (token && !known).then(|| method.to_string())
 }
 
@@ -485,8 +486,8 @@ fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
             None => (raw.len(), 0),
         },
     };
-    let head = std::str::from_utf8(&raw[..head_end])
-        .map_err(|_| bad(raw, "header block is not UTF-8"))?;
+    let head =
+        std::str::from_utf8(&raw[..head_end]).map_err(|_| bad(raw, "header block is not UTF-8"))?;
     let body = &raw[(head_end + sep).min(raw.len())..];
     let (start_line, rest) = head.split_once('\n').unwrap_or((head, ""));
     let start_line = start_line.trim_end_matches('\r');
@@ -607,7 +608,8 @@ fn check(msg: &SipMessage) -> Result<(), String> {
     if b.call_id.is_empty() {
         return Err("empty Call-ID".into());
     }
-    if b.cseq_method != req.method && !(req.method == Method::Ack && b.cseq_method == Method::Invite)
+    if b.cseq_method != req.method
+        && !(req.method == Method::Ack && b.cseq_method == Method::Invite)
     {
         return Err(format!(
             "CSeq method {} does not match request method {}",
@@ -617,7 +619,7 @@ fn check(msg: &SipMessage) -> Result<(), String> {
     if b.cseq > 0x7fff_ffff {
         return Err("CSeq number out of range".into());
     }
-    if let Some(mf) = req.max_forwards_header().ok() {
+    if let Ok(mf) = req.max_forwards_header() {
         mf.value()
             .trim()
             .parse::<u8>()
@@ -734,7 +736,9 @@ mod tests {
         let text = resp.to_string();
         assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
         assert!(
-            text.contains("Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa1;rport=4000;received=192.0.2.9"),
+            text.contains(
+                "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa1;rport=4000;received=192.0.2.9"
+            ),
             "{text}"
         );
         assert!(text.contains("To: <sip:100@127.0.0.1>;tag=xyz"), "{text}");

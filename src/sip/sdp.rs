@@ -156,13 +156,15 @@ fn attr<'a>(attrs: &'a [Attribute], name: &str) -> impl Iterator<Item = &'a str>
 }
 
 fn direction_of(attrs: &[Attribute]) -> Option<Direction> {
-    attrs.iter().find_map(|a| match a.attribute.to_ascii_lowercase().as_str() {
-        "sendrecv" => Some(Direction::SendRecv),
-        "sendonly" => Some(Direction::SendOnly),
-        "recvonly" => Some(Direction::RecvOnly),
-        "inactive" => Some(Direction::Inactive),
-        _ => None,
-    })
+    attrs
+        .iter()
+        .find_map(|a| match a.attribute.to_ascii_lowercase().as_str() {
+            "sendrecv" => Some(Direction::SendRecv),
+            "sendonly" => Some(Direction::SendOnly),
+            "recvonly" => Some(Direction::RecvOnly),
+            "inactive" => Some(Direction::Inactive),
+            _ => None,
+        })
 }
 
 /// `(pt, encoding name, clock rate, channels)` for each rtpmap of a stream.
@@ -196,7 +198,11 @@ pub fn answer(offer: &[u8], local: &LocalMedia) -> Result<Answer, SdpError> {
             && m.port != 0
             && (m.proto.eq_ignore_ascii_case("RTP/AVP") || m.proto.eq_ignore_ascii_case("RTP/AVPF"))
     };
-    let idx = parsed.medias.iter().position(is_audio).ok_or(SdpError::NoAudio)?;
+    let idx = parsed
+        .medias
+        .iter()
+        .position(is_audio)
+        .ok_or(SdpError::NoAudio)?;
     let m = &parsed.medias[idx];
     let fmts: Vec<u8> = m
         .fmt
@@ -234,7 +240,8 @@ pub fn answer(offer: &[u8], local: &LocalMedia) -> Result<Answer, SdpError> {
     })?;
     let te_rate = if codec == Codec::Opus { 48_000 } else { 8_000 };
     let telephone_event = fmts.iter().copied().find(|pt| {
-        lookup(*pt).is_some_and(|(_, n, r, _)| n.eq_ignore_ascii_case("telephone-event") && *r == te_rate)
+        lookup(*pt)
+            .is_some_and(|(_, n, r, _)| n.eq_ignore_ascii_case("telephone-event") && *r == te_rate)
     });
     let conn = m
         .connections
@@ -387,7 +394,11 @@ mod tests {
     }
 
     fn offer(media: &str, session_c: bool) -> Vec<u8> {
-        let c = if session_c { "c=IN IP4 192.0.2.10\r\n" } else { "" };
+        let c = if session_c {
+            "c=IN IP4 192.0.2.10\r\n"
+        } else {
+            ""
+        };
         format!("v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\n{c}t=0 0\r\n{media}").into_bytes()
     }
 
@@ -399,10 +410,16 @@ mod tests {
     fn codec_choice_follows_our_preference() {
         let o = offer(PCMU_PCMA_TE, true);
         let a = answer(&o, &local(&ALL)).expect("answer");
-        assert_eq!((a.negotiated.codec, a.negotiated.payload_type), (Codec::Pcmu, 0));
+        assert_eq!(
+            (a.negotiated.codec, a.negotiated.payload_type),
+            (Codec::Pcmu, 0)
+        );
         assert_eq!(a.negotiated.telephone_event, Some(101));
         assert_eq!(a.negotiated.ptime_ms, 30);
-        assert_eq!(a.negotiated.remote, Some("192.0.2.10:4000".parse().expect("addr")));
+        assert_eq!(
+            a.negotiated.remote,
+            Some("192.0.2.10:4000".parse().expect("addr"))
+        );
         let a = answer(&o, &local(&[Codec::Pcma, Codec::Pcmu])).expect("answer");
         assert_eq!(a.negotiated.codec, Codec::Pcma);
         let text = String::from_utf8(a.sdp).expect("utf8");
@@ -418,7 +435,10 @@ mod tests {
             true,
         );
         let a = answer(&o, &local(&[Codec::Opus, Codec::Pcmu])).expect("answer");
-        assert_eq!((a.negotiated.codec, a.negotiated.payload_type), (Codec::Opus, 111));
+        assert_eq!(
+            (a.negotiated.codec, a.negotiated.payload_type),
+            (Codec::Opus, 111)
+        );
         assert_eq!(a.negotiated.channels, 2);
         let text = String::from_utf8(a.sdp).expect("utf8");
         assert!(text.contains("a=rtpmap:111 opus/48000/2"), "{text}");
@@ -427,7 +447,11 @@ mod tests {
     #[test]
     fn rejections_table() {
         let cases: [(&str, bool, u16); 5] = [
-            ("m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n", true, 488),
+            (
+                "m=audio 4000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n",
+                true,
+                488,
+            ),
             ("m=audio 4000 RTP/SAVP 0\r\n", true, 488),
             ("m=video 4002 RTP/AVP 96\r\n", true, 488),
             ("m=audio 4000 RTP/AVP 0\r\n", false, 488),
@@ -458,7 +482,10 @@ mod tests {
     fn media_level_connection_wins() {
         let o = offer("m=audio 4000 RTP/AVP 0\r\nc=IN IP4 198.51.100.7\r\n", true);
         let a = answer(&o, &local(&ALL)).expect("answer");
-        assert_eq!(a.negotiated.remote, Some("198.51.100.7:4000".parse().expect("addr")));
+        assert_eq!(
+            a.negotiated.remote,
+            Some("198.51.100.7:4000".parse().expect("addr"))
+        );
     }
 
     #[test]

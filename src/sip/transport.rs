@@ -95,12 +95,9 @@ impl TransportHandle {
                 }
             }
             Transport::Tcp => {
-                let sender = peer.conn.and_then(|c| {
-                    self.tcp
-                        .lock()
-                        .ok()
-                        .and_then(|m| m.get(&c).cloned())
-                });
+                let sender = peer
+                    .conn
+                    .and_then(|c| self.tcp.lock().ok().and_then(|m| m.get(&c).cloned()));
                 match sender {
                     Some(tx) => {
                         if tx.try_send(bytes).is_err() {

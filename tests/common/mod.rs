@@ -192,13 +192,22 @@ pub fn sipp(scenario: &str, target: SocketAddr, transport: &str, extra: &[&str])
         .arg(&scen)
         .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
         .args(["-p", &port.to_string(), "-mp", &media.to_string()])
-        .args(["-t", transport, "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args([
+            "-t",
+            transport,
+            "-nostdin",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+        ])
         .args(["-max_recv_loops", "1000"])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let out = cmd.output().expect("run sipp (is sip-tester installed? run scripts/setup)");
+    let out = cmd
+        .output()
+        .expect("run sipp (is sip-tester installed? run scripts/setup)");
     Sipp {
         status: out.status,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),

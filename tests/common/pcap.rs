@@ -89,7 +89,11 @@ pub fn alaw_sample(pcm: i16) -> u8 {
         return 0x7F ^ mask;
     }
     let mut aval = (seg as i32) << 4;
-    aval |= if seg < 2 { (v >> 1) & 0x0F } else { (v >> seg) & 0x0F };
+    aval |= if seg < 2 {
+        (v >> 1) & 0x0F
+    } else {
+        (v >> seg) & 0x0F
+    };
     (aval as u8) ^ mask
 }
 
@@ -317,12 +321,7 @@ pub fn dtmf_packets(digits: &str, payload_type: u8, event_ms: u32, gap_ms: u32) 
         for k in 1..=steps + 2 {
             let end = k >= steps;
             let dur = (k.min(steps) * PTIME_MS * 8) as u16;
-            let payload = vec![
-                event,
-                ((end as u8) << 7) | 10,
-                (dur >> 8) as u8,
-                dur as u8,
-            ];
+            let payload = vec![event, ((end as u8) << 7) | 10, (dur >> 8) as u8, dur as u8];
             out.push(RtpPacket {
                 at_us: (t_ms + (k - 1) * PTIME_MS) as u64 * 1000,
                 marker: k == 1,
@@ -351,7 +350,10 @@ pub fn speech(text: &str) -> Option<Vec<i16>> {
         .ok()?;
     let wav = espeak.stdout.take()?;
     let sox = Command::new("sox")
-        .args(["-t", "wav", "-", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed", "-L", "-t", "raw", "-"])
+        .args([
+            "-t", "wav", "-", "-r", "8000", "-c", "1", "-b", "16", "-e", "signed", "-L", "-t",
+            "raw", "-",
+        ])
         .stdin(Stdio::from(wav))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -377,10 +379,13 @@ pub fn speech(text: &str) -> Option<Vec<i16>> {
     )
 }
 
+/// One pcap record: (ts_sec, ts_usec, frame bytes).
+pub type PcapRecord = (u32, u32, Vec<u8>);
+
 /// Minimal pcap reader for tests: returns (ts_sec, ts_usec, frame bytes)
 /// per record. Only little-endian µs pcap files (what this module writes
 /// and what SIPp ships) are accepted.
-pub fn read_pcap(data: &[u8]) -> io::Result<(u32, Vec<(u32, u32, Vec<u8>)>)> {
+pub fn read_pcap(data: &[u8]) -> io::Result<(u32, Vec<PcapRecord>)> {
     let bad = |m: &str| io::Error::new(io::ErrorKind::InvalidData, m.to_string());
     if data.len() < 24 || data[0..4] != 0xa1b2_c3d4u32.to_le_bytes() {
         return Err(bad("not a little-endian µs pcap"));

@@ -77,7 +77,12 @@ pub struct ClientInvite {
 
 impl ClientInvite {
     /// Creates the transaction and queues the INVITE for sending.
-    pub fn new(now: Instant, invite: rsip::Request, reliability: Reliability, cfg: TimerConfig) -> Self {
+    pub fn new(
+        now: Instant,
+        invite: rsip::Request,
+        reliability: Reliability,
+        cfg: TimerConfig,
+    ) -> Self {
         let mut t = ClientInvite {
             state: State::Calling,
             reliability,
@@ -88,7 +93,8 @@ impl ClientInvite {
             timers: Timers::new(),
             out: VecDeque::new(),
         };
-        t.out.push_back(Output::Send(rsip::SipMessage::Request(invite)));
+        t.out
+            .push_back(Output::Send(rsip::SipMessage::Request(invite)));
         t.timers.set(Timer::B as usize, now + cfg.t64());
         if reliability == Reliability::Unreliable {
             t.timers.set(Timer::A as usize, now + cfg.t1);
@@ -264,7 +270,12 @@ mod tests {
     #[test]
     fn timer_a_doubles_uncapped_and_b_times_out() {
         let t0 = Instant::now();
-        let mut tx = ClientInvite::new(t0, invite(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx = ClientInvite::new(
+            t0,
+            invite(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
         assert_eq!(drain(&mut tx).0.len(), 1);
         for at in [500, 1_500, 3_500, 7_500, 15_500, 31_500] {
             assert_eq!(tx.poll_timeout(), Some(t0 + ms(at)), "at {at}");
@@ -273,24 +284,40 @@ mod tests {
         }
         assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)));
         tx.handle(t0 + ms(32_000), Input::Timeout);
-        assert_eq!(drain(&mut tx).1, [ClientEvent::Timeout, ClientEvent::Terminated]);
+        assert_eq!(
+            drain(&mut tx).1,
+            [ClientEvent::Timeout, ClientEvent::Terminated]
+        );
     }
 
     #[test]
     fn non_2xx_is_acked_with_the_right_headers() {
         let t0 = Instant::now();
         let inv = invite();
-        let mut tx = ClientInvite::new(t0, inv.clone(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx = ClientInvite::new(
+            t0,
+            inv.clone(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
         drain(&mut tx);
         tx.handle(t0 + ms(100), Input::Response(response(&inv, 486)));
         let (sent, events) = drain(&mut tx);
-        assert!(matches!(events.as_slice(), [ClientEvent::Final(r)] if r.status_code.code() == 486));
+        assert!(
+            matches!(events.as_slice(), [ClientEvent::Final(r)] if r.status_code.code() == 486)
+        );
         let text = sent[0].to_string();
-        assert!(text.starts_with("ACK sip:100@127.0.0.1 SIP/2.0\r\n"), "{text}");
+        assert!(
+            text.starts_with("ACK sip:100@127.0.0.1 SIP/2.0\r\n"),
+            "{text}"
+        );
         assert!(text.contains("CSeq: 1 ACK"), "{text}");
         assert!(text.contains("tag=t1"), "To tag from the response: {text}");
         assert_eq!(text.matches("Via:").count(), 1, "{text}");
-        assert!(text.contains("branch=z9hG4bKinv1"), "same branch as the INVITE: {text}");
+        assert!(
+            text.contains("branch=z9hG4bKinv1"),
+            "same branch as the INVITE: {text}"
+        );
         tx.handle(t0 + ms(200), Input::Response(response(&inv, 486)));
         assert_eq!(drain(&mut tx).0.len(), 1, "retransmitted 486 → ACK again");
         assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_100)), "timer D");
@@ -300,7 +327,12 @@ mod tests {
     fn two_hundred_goes_to_accepted() {
         let t0 = Instant::now();
         let inv = invite();
-        let mut tx = ClientInvite::new(t0, inv.clone(), Reliability::Reliable, TimerConfig::default());
+        let mut tx = ClientInvite::new(
+            t0,
+            inv.clone(),
+            Reliability::Reliable,
+            TimerConfig::default(),
+        );
         drain(&mut tx);
         tx.handle(t0 + ms(10), Input::Response(response(&inv, 180)));
         tx.handle(t0 + ms(20), Input::Response(response(&inv, 200)));

@@ -85,7 +85,12 @@ pub struct ClientNonInvite {
 
 impl ClientNonInvite {
     /// Creates the transaction and queues the request for sending.
-    pub fn new(now: Instant, request: rsip::Request, reliability: Reliability, cfg: TimerConfig) -> Self {
+    pub fn new(
+        now: Instant,
+        request: rsip::Request,
+        reliability: Reliability,
+        cfg: TimerConfig,
+    ) -> Self {
         let branch = request
             .via_header()
             .ok()
@@ -102,7 +107,8 @@ impl ClientNonInvite {
             timers: Timers::new(),
             out: VecDeque::new(),
         };
-        t.out.push_back(Output::Send(rsip::SipMessage::Request(request)));
+        t.out
+            .push_back(Output::Send(rsip::SipMessage::Request(request)));
         t.timers.set(Timer::F as usize, now + cfg.t64());
         if reliability == Reliability::Unreliable {
             t.timers.set(Timer::E as usize, now + cfg.t1);
@@ -182,8 +188,9 @@ impl ClientNonInvite {
             x if x == Timer::E as usize
                 && matches!(self.state, State::Trying | State::Proceeding) =>
             {
-                self.out
-                    .push_back(Output::Send(rsip::SipMessage::Request(self.request.clone())));
+                self.out.push_back(Output::Send(rsip::SipMessage::Request(
+                    self.request.clone(),
+                )));
                 self.interval = if self.state == State::Proceeding {
                     self.cfg.t2
                 } else {
@@ -226,10 +233,13 @@ mod tests {
     #[test]
     fn timer_e_doubles_capped_then_f_times_out() {
         let t0 = Instant::now();
-        let mut tx = ClientNonInvite::new(t0, bye(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx =
+            ClientNonInvite::new(t0, bye(), Reliability::Unreliable, TimerConfig::default());
         assert_eq!(tx.branch(), "z9hG4bKbye1");
         assert_eq!(drain(&mut tx).0, 1);
-        for at in [500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500, 23_500, 27_500, 31_500] {
+        for at in [
+            500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500, 23_500, 27_500, 31_500,
+        ] {
             assert_eq!(tx.poll_timeout(), Some(t0 + ms(at)), "at {at}");
             tx.handle(t0 + ms(at), Input::Timeout);
             assert_eq!(drain(&mut tx).0, 1, "at {at}");
@@ -246,13 +256,22 @@ mod tests {
     fn provisional_moves_e_to_t2_and_final_starts_k() {
         let t0 = Instant::now();
         let req = bye();
-        let mut tx = ClientNonInvite::new(t0, req.clone(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx = ClientNonInvite::new(
+            t0,
+            req.clone(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
         drain(&mut tx);
         tx.handle(t0 + ms(100), Input::Response(response(&req, 100)));
         assert_eq!(tx.state(), State::Proceeding);
         tx.handle(t0 + ms(500), Input::Timeout);
         assert_eq!(drain(&mut tx).0, 1);
-        assert_eq!(tx.poll_timeout(), Some(t0 + ms(4_500)), "E fires every T2 in Proceeding");
+        assert_eq!(
+            tx.poll_timeout(),
+            Some(t0 + ms(4_500)),
+            "E fires every T2 in Proceeding"
+        );
         tx.handle(t0 + ms(600), Input::Response(response(&req, 200)));
         let (_, ev) = drain(&mut tx);
         assert!(matches!(ev.as_slice(), [ClientEvent::Final(r)] if r.status_code.code() == 200));
@@ -267,7 +286,12 @@ mod tests {
     fn reliable_has_no_e_and_zero_k() {
         let t0 = Instant::now();
         let req = bye();
-        let mut tx = ClientNonInvite::new(t0, req.clone(), Reliability::Reliable, TimerConfig::default());
+        let mut tx = ClientNonInvite::new(
+            t0,
+            req.clone(),
+            Reliability::Reliable,
+            TimerConfig::default(),
+        );
         assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)), "only F");
         tx.handle(t0 + ms(50), Input::Response(response(&req, 200)));
         assert_eq!(tx.poll_timeout(), Some(t0 + ms(50)));

@@ -284,7 +284,9 @@ mod tests {
     #[test]
     fn timer_g_doubles_up_to_t2_then_h_gives_up() {
         let (t0, mut tx) = started(Reliability::Unreliable, 486);
-        for at in [500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500, 23_500, 27_500, 31_500] {
+        for at in [
+            500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500, 23_500, 27_500, 31_500,
+        ] {
             assert_eq!(tx.poll_timeout(), Some(t0 + ms(at)), "at {at}");
             tx.handle(t0 + ms(at), Input::Timeout);
             assert_eq!(drain(&mut tx).0, [486], "at {at}");
@@ -314,7 +316,11 @@ mod tests {
     fn ack_confirms_then_timer_i_terminates() {
         let (t0, mut tx) = started(Reliability::Unreliable, 488);
         tx.handle(t0 + ms(100), Input::Request(invite()));
-        assert_eq!(drain(&mut tx).0, [488], "retransmitted INVITE gets the final again");
+        assert_eq!(
+            drain(&mut tx).0,
+            [488],
+            "retransmitted INVITE gets the final again"
+        );
         tx.handle(t0 + ms(200), Input::Request(ack()));
         assert_eq!(tx.state(), State::Confirmed);
         assert_eq!(drain(&mut tx).1, [ServerEvent::Confirmed]);
@@ -329,9 +335,17 @@ mod tests {
     fn provisional_resent_on_invite_retransmission() {
         let t0 = Instant::now();
         let inv = invite();
-        let mut tx = ServerInvite::new(t0, inv.clone(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx = ServerInvite::new(
+            t0,
+            inv.clone(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
         tx.handle(t0, Input::Request(inv.clone()));
-        assert!(drain(&mut tx).0.is_empty(), "nothing sent yet, nothing to resend");
+        assert!(
+            drain(&mut tx).0.is_empty(),
+            "nothing sent yet, nothing to resend"
+        );
         tx.handle(t0, Input::Respond(response(&inv, 180)));
         tx.handle(t0 + ms(500), Input::Request(inv));
         assert_eq!(drain(&mut tx).0, [180, 180]);
@@ -348,10 +362,17 @@ mod tests {
             assert_eq!(drain(&mut tx).0, [200]);
         }
         tx.handle(t0 + ms(3_600), Input::Request(invite()));
-        assert!(drain(&mut tx).0.is_empty(), "INVITE retransmission absorbed in Accepted");
+        assert!(
+            drain(&mut tx).0.is_empty(),
+            "INVITE retransmission absorbed in Accepted"
+        );
         tx.handle(t0 + ms(3_700), Input::AckFor2xx);
         assert_eq!(drain(&mut tx).1, [ServerEvent::Acked]);
-        assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)), "only timer L left");
+        assert_eq!(
+            tx.poll_timeout(),
+            Some(t0 + ms(32_000)),
+            "only timer L left"
+        );
         tx.handle(t0 + ms(32_000), Input::Timeout);
         assert_eq!(drain(&mut tx).1, [ServerEvent::Terminated]);
     }
@@ -359,7 +380,11 @@ mod tests {
     #[test]
     fn no_ack_for_2xx_reports_at_timer_l() {
         let (t0, mut tx) = started(Reliability::Reliable, 200);
-        assert_eq!(tx.poll_timeout(), Some(t0 + ms(32_000)), "no 2xx resend over TCP");
+        assert_eq!(
+            tx.poll_timeout(),
+            Some(t0 + ms(32_000)),
+            "no 2xx resend over TCP"
+        );
         tx.handle(t0 + ms(32_000), Input::Timeout);
         assert_eq!(
             drain(&mut tx).1,

@@ -166,9 +166,17 @@ mod tests {
     fn retransmissions_absorbed_until_timer_j() {
         let t0 = Instant::now();
         let req = bye();
-        let mut tx = ServerNonInvite::new(t0, req.clone(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx = ServerNonInvite::new(
+            t0,
+            req.clone(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
         tx.handle(t0, Input::Request(req.clone()));
-        assert!(sent(&mut tx).is_empty(), "Trying: a retransmission is discarded");
+        assert!(
+            sent(&mut tx).is_empty(),
+            "Trying: a retransmission is discarded"
+        );
         tx.handle(t0, Input::Respond(response(&req, 200)));
         assert_eq!(sent(&mut tx), [200]);
         tx.handle(t0 + ms(700), Input::Request(req.clone()));
@@ -184,7 +192,12 @@ mod tests {
     fn reliable_timer_j_is_zero() {
         let t0 = Instant::now();
         let req = bye();
-        let mut tx = ServerNonInvite::new(t0, req.clone(), Reliability::Reliable, TimerConfig::default());
+        let mut tx = ServerNonInvite::new(
+            t0,
+            req.clone(),
+            Reliability::Reliable,
+            TimerConfig::default(),
+        );
         tx.handle(t0, Input::Respond(response(&req, 200)));
         assert_eq!(tx.poll_timeout(), Some(t0));
         tx.handle(t0, Input::Timeout);
@@ -195,7 +208,12 @@ mod tests {
     fn provisional_then_final() {
         let t0 = Instant::now();
         let req = bye();
-        let mut tx = ServerNonInvite::new(t0, req.clone(), Reliability::Unreliable, TimerConfig::default());
+        let mut tx = ServerNonInvite::new(
+            t0,
+            req.clone(),
+            Reliability::Unreliable,
+            TimerConfig::default(),
+        );
         tx.handle(t0, Input::Respond(response(&req, 100)));
         tx.handle(t0 + ms(10), Input::Request(req.clone()));
         assert_eq!(sent(&mut tx), [100, 100]);

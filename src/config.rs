@@ -59,6 +59,8 @@ pub struct Config {
     pub media: MediaConfig,
     /// The speech-to-speech model.
     pub model: ModelConfig,
+    /// What the agent says and how (until dialplans own this per line).
+    pub agent: AgentConfig,
     /// The call log.
     pub database: DatabaseConfig,
     /// Folder of dialplan YAML files.
@@ -164,7 +166,7 @@ pub struct MediaConfig {
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
-            mode: MediaMode::Echo,
+            mode: MediaMode::Model,
             prompt: None,
             answer_delay: Secs(Duration::ZERO),
             max_call: Secs(Duration::from_secs(3600)),
@@ -176,8 +178,10 @@ impl Default for MediaConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MediaMode {
-    /// Send the caller's audio straight back (two-way audio check).
+    /// Put the speech-to-speech model on the line (the product).
     #[default]
+    Model,
+    /// Send the caller's audio straight back (two-way audio check).
     Echo,
     /// Play the configured WAV prompt to the caller.
     Prompt,
@@ -193,6 +197,10 @@ pub struct ModelConfig {
     pub name: String,
     /// Environment variable holding the API key.
     pub api_key_env: String,
+    /// Script for the built-in simulator (`url: sim`); none: its default conversation.
+    pub sim_script: Option<PathBuf>,
+    /// How long the WebSocket handshake may take.
+    pub connect_timeout: Secs,
 }
 
 impl Default for ModelConfig {
@@ -201,6 +209,40 @@ impl Default for ModelConfig {
             url: "wss://api.openai.com/v1/realtime".into(),
             name: "gpt-realtime".into(),
             api_key_env: "OPENAI_API_KEY".into(),
+            sim_script: None,
+            connect_timeout: Secs(Duration::from_secs(5)),
+        }
+    }
+}
+
+/// The agent's words and voice, used for every call until dialplans set them per line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Spoken as soon as the call is answered.
+    pub greeting: String,
+    /// System instructions for the model.
+    pub instructions: String,
+    /// Voice name.
+    pub voice: String,
+    /// Input transcription model (empty: no caller transcripts).
+    pub transcription_model: String,
+    /// No answer from the model for this long → fallback.
+    pub response_timeout: Secs,
+    /// WAV (mono 16-bit 8 kHz) played when the model fails, before hanging up; none: tones.
+    pub fallback_prompt: Option<PathBuf>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            greeting: "Thanks for calling. How can I help you today?".into(),
+            instructions: "You are a friendly, brief telephone agent. Speak in short sentences."
+                .into(),
+            voice: "marin".into(),
+            transcription_model: "gpt-4o-mini-transcribe".into(),
+            response_timeout: Secs(Duration::from_secs(10)),
+            fallback_prompt: None,
         }
     }
 }
@@ -459,6 +501,19 @@ impl Config {
         }
         if self.sip.transports.is_empty() {
             return bad("sip.transports", "list udp, tcp or both".into());
+        }
+        if self.media.mode == MediaMode::Model
+            && self.model.url != "sim"
+            && !self.model.url.starts_with("ws://")
+            && !self.model.url.starts_with("wss://")
+        {
+            return bad(
+                "model.url",
+                format!(
+                    "'{}' is not a model endpoint: use sim, ws://… or wss://…",
+                    self.model.url
+                ),
+            );
         }
         if self.media.mode == MediaMode::Prompt && self.media.prompt.is_none() {
             return bad(

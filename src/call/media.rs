@@ -19,6 +19,7 @@ use crate::media::codec::{CodecKind, Encoder};
 use crate::media::dtmf::DtmfReceiver;
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout as JitterOut};
 use crate::media::playout::{Playout, PlayoutConfig};
+use crate::media::resample::Resampler;
 use crate::media::rtp::{self, Latch, PayloadType, RtpSender, SeqExtender};
 use crate::sip::sdp::{Codec, Direction, Negotiated};
 
@@ -29,6 +30,11 @@ pub enum MediaSource {
     Echo,
     /// 8 kHz mono PCM16, played in a loop.
     Prompt(Arc<Vec<i16>>),
+    /// 8 kHz mono PCM16 played once, then [`MediaEvent::PromptDone`] (the model fallback).
+    Once(Arc<Vec<i16>>),
+    /// The model: caller frames go out as [`MediaEvent::CallerAudio`], agent frames come in
+    /// through [`MediaLeg::push_agent_frame`].
+    Model,
 }
 
 /// Something the call layer must know about.
@@ -36,6 +42,10 @@ pub enum MediaSource {
 pub enum MediaEvent {
     /// A DTMF digit (RFC 4733 event or SIP INFO), reported once per key press.
     Digit(char),
+    /// One 20 ms frame of the caller's audio, in the call's codec (model mode).
+    CallerAudio(Vec<u8>),
+    /// A play-once prompt finished.
+    PromptDone,
 }
 
 /// Counters for the call summary.
@@ -74,6 +84,9 @@ pub struct MediaLeg {
     /// Next sample of the prompt to play.
     prompt_pos: usize,
     encoder: Option<Encoder>,
+    /// 8 kHz → codec rate for prompts on Opus calls.
+    prompt_rs: Option<Resampler>,
+    prompt_pcm: Vec<i16>,
     direction: Direction,
     last_rx: Instant,
     /// Samples per 20 ms frame at the codec's RTP clock rate.
@@ -81,7 +94,6 @@ pub struct MediaLeg {
     transmit: VecDeque<(Vec<u8>, SocketAddr)>,
     events: VecDeque<MediaEvent>,
     stats: MediaStats,
-    pcm: Vec<i16>,
 }
 
 /// Maps the SDP codec to the media codec.
@@ -105,9 +117,14 @@ impl MediaLeg {
         let codec = kind(n.codec);
         let mut rng = SmallRng::seed_from_u64(seed);
         let pt = PayloadType::new(n.payload_type).map_err(|e| e.to_string())?;
+        // Every source but echo may need to encode PCM (the model source for its fallback).
         let encoder = match &source {
-            MediaSource::Prompt(_) => Some(Encoder::new(codec).map_err(|e| e.to_string())?),
             MediaSource::Echo => None,
+            _ => Some(Encoder::new(codec).map_err(|e| e.to_string())?),
+        };
+        let prompt_rs = match codec {
+            CodecKind::Opus => Some(Resampler::new(8_000, 48_000).map_err(|e| e.to_string())?),
+            _ => None,
         };
         let frame_samples = codec.clock_rate() / 50;
         Ok(MediaLeg {
@@ -126,6 +143,8 @@ impl MediaLeg {
             source,
             prompt_pos: 0,
             encoder,
+            prompt_rs,
+            prompt_pcm: Vec::with_capacity(1920),
             direction: n.direction,
             last_rx: now,
             frame_samples,
@@ -135,7 +154,6 @@ impl MediaLeg {
                 codec: format!("{:?}", n.codec).to_lowercase(),
                 ..MediaStats::default()
             },
-            pcm: Vec::with_capacity(960),
         })
     }
 
@@ -254,40 +272,119 @@ impl MediaLeg {
         }
     }
 
-    /// Moves one frame from the source into the playout queue.
+    /// Moves one frame from the source into the playout queue (or, in model mode, hands the
+    /// caller's frame to the call layer).
     fn fill(&mut self, now: Instant) {
+        let popped = self.jitter.pop(now);
         match &self.source {
             MediaSource::Echo => {
-                if let Some(JitterOut::Frame(payload)) = self.jitter.pop(now) {
+                if let Some(JitterOut::Frame(payload)) = popped {
                     self.playout.push(payload);
                 }
             }
-            MediaSource::Prompt(pcm) => {
-                // Drain the jitter buffer anyway so its counters stay meaningful.
-                let _ = self.jitter.pop(now);
-                if pcm.is_empty() || self.playout.queued() > 0 {
+            MediaSource::Model => match popped {
+                Some(JitterOut::Frame(payload)) => {
+                    self.events.push_back(MediaEvent::CallerAudio(payload))
+                }
+                // Keep the model's clock running through a lost G.711 frame with silence.
+                Some(JitterOut::Lost) => match self.codec {
+                    CodecKind::Pcmu => self.events.push_back(MediaEvent::CallerAudio(vec![0xff; 160])),
+                    CodecKind::Pcma => self.events.push_back(MediaEvent::CallerAudio(vec![0xd5; 160])),
+                    CodecKind::Opus => {}
+                },
+                None => {}
+            },
+            MediaSource::Prompt(pcm) | MediaSource::Once(pcm) => {
+                let once = matches!(self.source, MediaSource::Once(_));
+                let pcm = pcm.clone();
+                if self.playout.queued() > 0 {
                     return;
                 }
-                let per = (self.codec.clock_rate() / 50) as usize;
-                self.pcm.clear();
-                let step = (self.codec.clock_rate() / 8000).max(1) as usize;
-                while self.pcm.len() < per {
-                    let s = pcm[self.prompt_pos % pcm.len()];
-                    // 8 kHz prompt to the codec rate: sample-and-hold for Opus (test mode only).
-                    for _ in 0..step {
-                        self.pcm.push(s);
+                if once && self.prompt_pos >= pcm.len() {
+                    if self.prompt_pos != usize::MAX {
+                        self.prompt_pos = usize::MAX;
+                        self.events.push_back(MediaEvent::PromptDone);
                     }
-                    self.prompt_pos += 1;
+                    return;
                 }
-                self.pcm.truncate(per);
-                if let Some(enc) = &mut self.encoder {
-                    let mut out = Vec::with_capacity(160);
-                    if enc.encode(&self.pcm, &mut out).is_ok() {
-                        self.playout.push(out);
-                    }
-                }
+                self.next_prompt_frame(&pcm, once);
             }
         }
+    }
+
+    /// Encodes the next 20 ms of an 8 kHz prompt into the playout queue.
+    fn next_prompt_frame(&mut self, pcm: &[i16], once: bool) {
+        if pcm.is_empty() {
+            return;
+        }
+        let per = self.codec.samples_per_frame();
+        let mut guard = 0;
+        while self.prompt_pcm.len() < per && guard < 64 {
+            guard += 1;
+            let end = (self.prompt_pos + 160).min(pcm.len());
+            let chunk = &pcm[self.prompt_pos.min(end)..end];
+            self.prompt_pos = end;
+            if !once && self.prompt_pos >= pcm.len() {
+                self.prompt_pos = 0;
+            }
+            match &mut self.prompt_rs {
+                Some(rs) => rs.process(chunk, &mut self.prompt_pcm),
+                None => self.prompt_pcm.extend_from_slice(chunk),
+            }
+            if once && self.prompt_pos >= pcm.len() {
+                if let Some(rs) = &mut self.prompt_rs {
+                    rs.flush(&mut self.prompt_pcm);
+                }
+                self.prompt_pcm.resize(self.prompt_pcm.len().div_ceil(per) * per, 0);
+                break;
+            }
+        }
+        if self.prompt_pcm.len() < per {
+            return;
+        }
+        let frame: Vec<i16> = self.prompt_pcm.drain(..per).collect();
+        if let Some(enc) = &mut self.encoder {
+            let mut out = Vec::with_capacity(160);
+            if enc.encode(&frame, &mut out).is_ok() {
+                self.playout.push(out);
+            }
+        }
+    }
+
+    /// Queues one encoded 20 ms frame of the agent's voice (model mode).
+    pub fn push_agent_frame(&mut self, frame: Vec<u8>) {
+        self.playout.push(frame);
+    }
+
+    /// A new agent response starts: count what the caller hears from here.
+    pub fn response_start(&mut self) {
+        self.playout.mark_response_start();
+    }
+
+    /// Barge-in: drops the queued agent audio; returns how many ms of the response were heard.
+    pub fn barge_in(&mut self) -> u64 {
+        let heard = self.playout.played_ms();
+        self.playout.flush();
+        heard
+    }
+
+    /// True while agent audio is queued.
+    pub fn is_playing(&self) -> bool {
+        self.playout.is_playing()
+    }
+
+    /// Switches to playing `pcm` (8 kHz) once, e.g. the fallback when the model fails.
+    pub fn play_once(&mut self, pcm: Arc<Vec<i16>>) {
+        self.playout.flush();
+        self.prompt_pos = 0;
+        self.prompt_pcm.clear();
+        if let Some(rs) = &mut self.prompt_rs {
+            rs.reset();
+        }
+        if self.encoder.is_none() {
+            self.encoder = Encoder::new(self.codec).ok();
+        }
+        self.source = MediaSource::Once(pcm);
     }
 
     /// Next datagram to send, and where.
@@ -323,4 +420,17 @@ pub fn load_wav_8k(path: &Path) -> anyhow::Result<Vec<i16>> {
         .into_samples::<i16>()
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{}: bad WAV data: {e}", path.display()))
+}
+
+/// Three short tones (8 kHz): what the caller hears on model failure when no fallback prompt is
+/// configured — never silence.
+pub fn fallback_tones() -> Vec<i16> {
+    let mut pcm = Vec::with_capacity(8000 * 2);
+    for _ in 0..3 {
+        pcm.extend((0..2400).map(|i| {
+            ((i as f32 * 480.0 * std::f32::consts::TAU / 8000.0).sin() * 6000.0) as i16
+        }));
+        pcm.extend(std::iter::repeat_n(0i16, 1600));
+    }
+    pcm
 }

@@ -14,7 +14,9 @@ use rsip::SipMessage;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, TransportName};
+use crate::config::{Config, MediaMode, TransportName};
+use crate::model::client::{ModelEndpoint, Secret};
+use crate::model::sim;
 use crate::media::ports::PortPool;
 use crate::sip::dialog::{LocalAddr, UasSession};
 use crate::sip::endpoint::{route, Route, RouteOptions};
@@ -29,6 +31,8 @@ const CALL_QUEUE: usize = 64;
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Refuse to start on a missing key before anything binds (one clear line, see main).
+    let (model, _sim) = model_endpoint(&config).await?;
     let udp = config.sip.transports.contains(&TransportName::Udp);
     let tcp = config.sip.transports.contains(&TransportName::Tcp);
     let (handle, inbound) = transport::start(config.sip.listen, udp, tcp)
@@ -43,6 +47,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let ctx = Arc::new(CallContext::new(
         &config,
         advertised(&config, handle.local_addr()),
+        model,
     )?);
     let mut router = Router {
         calls: HashMap::new(),
@@ -52,6 +57,56 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         seed: seed(),
     };
     router.serve(inbound).await
+}
+
+/// The model endpoint for model mode: `sim` starts the built-in simulator in-process (its
+/// handle must live as long as the daemon); any other URL needs the API key from the
+/// configured environment variable.
+async fn model_endpoint(
+    config: &Config,
+) -> anyhow::Result<(Option<ModelEndpoint>, Option<sim::SimHandle>)> {
+    if config.media.mode != MediaMode::Model {
+        return Ok((None, None));
+    }
+    if config.model.url == "sim" {
+        let script = match &config.model.sim_script {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{}: cannot read the simulator script", path.display()))?;
+                sim::SimScript::from_yaml(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => sim::SimScript::default(),
+        };
+        let handle = sim::spawn_local(Arc::new(script))
+            .await
+            .context("cannot start the built-in model simulator")?;
+        info!(url = %handle.url(), "model: built-in simulator");
+        let endpoint = ModelEndpoint {
+            url: handle.url(),
+            model: config.model.name.clone(),
+            api_key: None,
+        };
+        return Ok((Some(endpoint), Some(handle)));
+    }
+    let key = std::env::var(&config.model.api_key_env)
+        .ok()
+        .filter(|k| !k.trim().is_empty());
+    let Some(key) = key else {
+        anyhow::bail!(
+            "model.url is {} but {} is not set: export the API key, or run with --model sim",
+            config.model.url,
+            config.model.api_key_env
+        );
+    };
+    Ok((
+        Some(ModelEndpoint {
+            url: config.model.url.clone(),
+            model: config.model.name.clone(),
+            api_key: Some(Secret::new(key)),
+        }),
+        None,
+    ))
 }
 
 /// The address we put in Via, Contact and SDP.

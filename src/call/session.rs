@@ -3,8 +3,9 @@
 //! Each wake-up makes one change (a SIP message, an RTP packet, a timer) and then drains both
 //! cores' outputs without awaiting.
 //!
-//! Until the model bridge lands, the media leg answers in `echo` or `prompt` mode (config
-//! `media.mode`), which proves two-way audio with a real peer.
+//! In `model` mode (the default) the model session opens while the phone rings, and the
+//! [`ModelBridge`] core carries audio both ways; `echo` and `prompt` modes prove two-way audio
+//! without a model. When the model fails, the caller hears the fallback prompt, then BYE.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rsip::SipMessage;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::{CodecName, Config, MediaConfig};
@@ -22,6 +23,9 @@ use crate::sip::dialog::{EndCause, Output, SessionEvent, UasSession};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::transport::TransportHandle;
 
+use crate::model::client::{self as model_client, ModelEndpoint, ModelInput, ModelSender, ModelSession};
+
+use super::bridge::{AgentSettings, BridgeOutput, ModelBridge};
 use super::media::{MediaEvent, MediaLeg, MediaSource};
 
 /// Input delivered to a call task by the router.
@@ -49,14 +53,40 @@ pub struct CallContext {
     pub jitter: Duration,
     /// The prompt, as 8 kHz mono PCM16, for `prompt` mode.
     pub prompt: Option<Arc<Vec<i16>>>,
+    /// Where the model is (model mode only).
+    pub model: Option<ModelEndpoint>,
+    /// WebSocket handshake limit.
+    pub connect_timeout: Duration,
+    /// The agent every call gets.
+    pub agent: AgentSettings,
+    /// What the caller hears when the model fails (8 kHz PCM).
+    pub fallback: Arc<Vec<i16>>,
 }
 
 impl CallContext {
-    /// Builds the shared context; loads the prompt WAV when configured.
-    pub fn new(config: &Config, advertised: SocketAddr) -> anyhow::Result<CallContext> {
+    /// Builds the shared context; loads the prompt WAVs when configured.
+    pub fn new(
+        config: &Config,
+        advertised: SocketAddr,
+        model: Option<ModelEndpoint>,
+    ) -> anyhow::Result<CallContext> {
         let prompt = match &config.media.prompt {
             Some(path) => Some(Arc::new(super::media::load_wav_8k(path)?)),
             None => None,
+        };
+        let fallback = match &config.agent.fallback_prompt {
+            Some(path) => super::media::load_wav_8k(path)?,
+            None => super::media::fallback_tones(),
+        };
+        let a = &config.agent;
+        let agent = AgentSettings {
+            model: config.model.name.clone(),
+            instructions: a.instructions.clone(),
+            greeting: a.greeting.clone(),
+            voice: a.voice.clone(),
+            transcription_model: a.transcription_model.clone(),
+            response_timeout: a.response_timeout.0,
+            barge_in: crate::media::vad::BargeInConfig::default(),
         };
         Ok(CallContext {
             advertised,
@@ -76,6 +106,10 @@ impl CallContext {
             rtp_timeout: config.rtp.timeout.0,
             jitter: config.rtp.jitter.0,
             prompt,
+            model,
+            connect_timeout: config.model.connect_timeout.0,
+            agent,
+            fallback: Arc::new(fallback),
         })
     }
 }
@@ -105,6 +139,11 @@ pub fn spawn(
                 end: None,
                 digits: String::new(),
                 answer_at: None,
+                connecting: None,
+                model_tx: None,
+                model_rx: None,
+                bridge: None,
+                bridge_started: false,
             };
             call.run(rx).await;
             let _ = done.send(sip_call_id).await;
@@ -129,6 +168,14 @@ struct Call {
     digits: String,
     /// When to answer (after ringing); `None` once answered or given up.
     answer_at: Option<Instant>,
+    /// The model handshake in flight (it runs while the phone rings).
+    connecting: Option<oneshot::Receiver<Result<ModelSession, model_client::ModelError>>>,
+    /// The open model session's sender and events.
+    model_tx: Option<ModelSender>,
+    model_rx: Option<mpsc::Receiver<ModelInput>>,
+    bridge: Option<ModelBridge>,
+    /// `session.update` (and the greeting) were sent.
+    bridge_started: bool,
 }
 
 impl Call {
@@ -138,6 +185,18 @@ impl Call {
         info!(caller = %inc.caller, callee = %inc.callee, from = %inc.peer.addr, "incoming call");
         self.uas.ring(now);
         self.flush_sip();
+        if let Some(endpoint) = self.ctx.model.clone() {
+            // Open the model session in parallel with ringing: the caller must not wait for it.
+            let (tx, rx) = oneshot::channel();
+            let limit = self.ctx.connect_timeout;
+            tokio::spawn(
+                async move {
+                    let _ = tx.send(model_client::connect(&endpoint, limit).await);
+                }
+                .in_current_span(),
+            );
+            self.connecting = Some(rx);
+        }
         // Answer at once, or after the configured ringing time (CANCEL may arrive meanwhile).
         self.answer_at = Some(now + self.ctx.media.answer_delay.0);
 
@@ -153,6 +212,27 @@ impl Call {
                     Some(CallInput::Sip(msg)) => self.uas.handle_message(Instant::now(), msg),
                     None => break,
                 },
+                res = recv_connect(&mut self.connecting) => {
+                    self.connecting = None;
+                    self.on_connected(res);
+                }
+                ev = recv_model(&mut self.model_rx) => {
+                    let now = Instant::now();
+                    let playing = self.media.as_ref().is_some_and(|m| m.is_playing());
+                    match (ev, &mut self.bridge) {
+                        (Some(ModelInput::Event(e)), Some(b)) => b.on_model_event(now, e, playing),
+                        (Some(ModelInput::Event(_)), None) => {}
+                        (Some(ModelInput::Closed(reason)), Some(b)) => {
+                            b.on_closed(&format!("model connection closed: {reason:?}"));
+                        }
+                        (closed, _) => {
+                            self.model_rx = None;
+                            if let (None | Some(ModelInput::Closed(_)), Some(b)) = (closed, &mut self.bridge) {
+                                b.on_closed("model connection closed");
+                            }
+                        }
+                    }
+                }
                 res = recv_rtp(socket.as_deref(), &mut buf) => {
                     if let Ok((n, src)) = res {
                         if let Some(m) = &mut self.media {
@@ -172,6 +252,9 @@ impl Call {
                     self.setup_media(now).await;
                 }
             }
+            self.start_bridge();
+            self.flush_media();
+            self.flush_bridge();
             self.flush_media();
             self.flush_sip();
         }
@@ -180,6 +263,9 @@ impl Call {
 
     fn next_deadline(&self) -> Option<Instant> {
         let mut t = min_opt(self.uas.poll_timeout(), self.answer_at);
+        if let Some(b) = &self.bridge {
+            t = min_opt(t, b.poll_timeout());
+        }
         if let Some(m) = &self.media {
             t = min_opt(t, m.poll_timeout());
             if self.answered.is_some() && self.uas.ended().is_none() {
@@ -194,6 +280,9 @@ impl Call {
 
     fn on_timeout(&mut self, now: Instant) {
         self.uas.handle_timeout(now);
+        if let Some(b) = &mut self.bridge {
+            b.handle_timeout(now);
+        }
         if let Some(m) = &mut self.media {
             m.handle_timeout(now);
             if self.uas.ended().is_none() && self.answered.is_some() {
@@ -231,6 +320,7 @@ impl Call {
                 let n = &ans.negotiated;
                 info!(codec = ?n.codec, pt = n.payload_type, remote = ?n.remote, dtmf = ?n.telephone_event, "answering");
                 let source = match self.ctx.media.mode {
+                    crate::config::MediaMode::Model => MediaSource::Model,
                     crate::config::MediaMode::Echo => MediaSource::Echo,
                     crate::config::MediaMode::Prompt => match &self.ctx.prompt {
                         Some(p) => MediaSource::Prompt(p.clone()),
@@ -239,6 +329,12 @@ impl Call {
                 };
                 match MediaLeg::new(now, n, source, self.ctx.jitter, rand_seed(&lease)) {
                     Ok(m) => {
+                        if self.ctx.model.is_some() {
+                            match ModelBridge::new(self.ctx.agent.clone(), codec_kind(n.codec)) {
+                                Ok(b) => self.bridge = Some(b),
+                                Err(e) => warn!("model bridge setup failed: {e}"),
+                            }
+                        }
                         self.media = Some(m);
                         self.socket = Some(Arc::new(socket));
                         self.lease = Some(lease);
@@ -366,6 +462,104 @@ impl Call {
                 info!(digit = %d, "DTMF");
                 self.digits.push(d);
             }
+            MediaEvent::CallerAudio(frame) => {
+                if let Some(b) = &mut self.bridge {
+                    b.on_caller_frame(Instant::now(), &frame);
+                }
+            }
+            MediaEvent::PromptDone => {
+                if self.end.as_deref() == Some("model_failure") {
+                    info!("fallback played: hanging up");
+                    self.uas.hangup(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// The model handshake finished.
+    fn on_connected(&mut self, res: Option<Result<ModelSession, model_client::ModelError>>) {
+        match res {
+            Some(Ok(session)) => {
+                info!("model session open");
+                let (tx, rx) = session.into_parts();
+                self.model_tx = Some(tx);
+                self.model_rx = Some(rx);
+            }
+            Some(Err(e)) => {
+                warn!("model connection failed: {e}");
+                self.model_failure(&format!("model connection failed: {e}"));
+            }
+            None => self.model_failure("model connection task ended"),
+        }
+    }
+
+    /// Sends `session.update` and the greeting once both the session and the answer exist.
+    fn start_bridge(&mut self) {
+        if self.bridge_started || self.model_tx.is_none() || self.uas.ended().is_some() {
+            return;
+        }
+        if let Some(b) = &mut self.bridge {
+            b.start(Instant::now());
+            self.bridge_started = true;
+        }
+    }
+
+    /// Moves the bridge's outputs to the model, the playout and the log.
+    fn flush_bridge(&mut self) {
+        let Some(bridge) = &mut self.bridge else {
+            return;
+        };
+        let mut failed = None;
+        while let Some(out) = bridge.poll_output() {
+            match out {
+                BridgeOutput::Model(ev) => {
+                    if let Some(tx) = &self.model_tx {
+                        if let Err(e) = tx.send(ev) {
+                            debug!("model send failed: {e}");
+                        }
+                    }
+                }
+                BridgeOutput::Play(frame) => {
+                    if let Some(m) = &mut self.media {
+                        m.push_agent_frame(frame);
+                    }
+                }
+                BridgeOutput::ResponseStart => {
+                    if let Some(m) = &mut self.media {
+                        m.response_start();
+                    }
+                }
+                BridgeOutput::BargeIn => {
+                    let heard = self.media.as_mut().map(|m| m.barge_in()).unwrap_or(0);
+                    info!(heard_ms = heard, "barge-in: agent stopped");
+                    bridge.truncate(heard);
+                }
+                BridgeOutput::Transcript { role, text } => {
+                    info!(event = "transcript", role, text = %text, "transcript");
+                }
+                BridgeOutput::Failed(reason) => failed = Some(reason),
+            }
+        }
+        if let Some(reason) = failed {
+            self.model_failure(&reason);
+        }
+    }
+
+    /// The model is gone: the caller hears the fallback, then we hang up.
+    fn model_failure(&mut self, reason: &str) {
+        if self.end.is_some() {
+            return;
+        }
+        warn!(reason, "model failure: playing the fallback");
+        self.end = Some("model_failure".into());
+        self.model_tx = None;
+        self.model_rx = None;
+        self.connecting = None;
+        match &mut self.media {
+            Some(m) => m.play_once(self.ctx.fallback.clone()),
+            None => {
+                // Not answered yet: nothing to play on; answer setup decides.
+            }
         }
     }
 
@@ -379,6 +573,7 @@ impl Call {
             EndCause::NoAck => "no_ack".into(),
         });
         let stats = self.media.as_ref().map(|m| m.stats()).unwrap_or_default();
+        let b = self.bridge.as_ref().map(|b| b.stats()).unwrap_or_default();
         info!(
             event = "call_end",
             end_reason = %reason,
@@ -391,8 +586,23 @@ impl Call {
             rtp_ignored = stats.ignored,
             rtp_echoed = stats.echoed,
             digits = %self.digits,
+            model_appends = b.appends,
+            model_audio_in_ms = b.audio_in_ms,
+            model_speech_started = b.speech_started,
+            model_commits = b.commits,
+            model_responses = b.responses,
+            agent_frames = b.frames_out,
+            barge_ins = b.barge_ins,
+            barge_ins_rejected = b.barge_ins_rejected,
+            truncates = b.truncates,
+            input_tokens = b.input_tokens,
+            output_tokens = b.output_tokens,
             "call ended"
         );
+        self.bridge = None;
+        self.model_tx = None;
+        self.model_rx = None;
+        self.connecting = None;
         self.media = None;
         self.socket = None;
         self.lease = None;
@@ -410,6 +620,31 @@ async fn bind_rtp(ctx: &CallContext) -> Option<(PortLease, UdpSocket)> {
         }
     }
     None
+}
+
+fn codec_kind(c: Codec) -> crate::media::codec::CodecKind {
+    use crate::media::codec::CodecKind;
+    match c {
+        Codec::Pcmu => CodecKind::Pcmu,
+        Codec::Pcma => CodecKind::Pcma,
+        Codec::Opus => CodecKind::Opus,
+    }
+}
+
+async fn recv_connect(
+    rx: &mut Option<oneshot::Receiver<Result<ModelSession, model_client::ModelError>>>,
+) -> Option<Result<ModelSession, model_client::ModelError>> {
+    match rx {
+        Some(r) => r.await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_model(rx: &mut Option<mpsc::Receiver<ModelInput>>) -> Option<ModelInput> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

@@ -64,7 +64,7 @@ impl Daemon {
         // A private, probably-free RTP range per daemon; bind failures fall through to the next port.
         let rtp_min = 20_000 + (u32::from(port) * 7 % 20_000) as u16 / 2 * 2;
         let config = format!(
-            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
+            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nmodel:\n  url: sim\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
             rtp_min + 400
         );
         let cfg_path = dir.join("voxgate.yaml");

@@ -1,0 +1,491 @@
+//! The model bridge of one call, sans-IO: turns the caller's RTP frames into Realtime
+//! `input_audio_buffer.append` events and the model's audio deltas into 20 ms frames for
+//! playout, and runs barge-in. It takes `now` as an argument, returns [`BridgeOutput`]s through
+//! `poll_output`, and wants a `handle_timeout` at `poll_timeout` (the "model went silent" timer).
+//!
+//! - G.711 calls pass straight through: the session uses `audio/pcmu` / `audio/pcma` both ways,
+//!   so a caller frame is appended as is and model bytes are cut into 160-byte frames.
+//! - Opus calls are decoded, resampled 48 → 24 kHz and sent as `audio/pcm`; the model's 24 kHz
+//!   PCM is resampled to 48 kHz and encoded into 20 ms Opus frames.
+//! - Barge-in: turn detection runs with `interrupt_response: false`, so the server never cuts
+//!   the agent off on its own. When it reports `speech_started` while the agent's audio is
+//!   playing, the [`BargeInGuard`] compares the caller's own energy with the agent's level over
+//!   the next frames: echo of the agent or a cough is rejected and the agent goes on; real speech
+//!   is confirmed, and the bridge asks the call for [`BridgeOutput::BargeIn`] (flush playout),
+//!   then cancels the response and truncates it at what the caller actually heard.
+//!
+//! Left out: tools (function calls are answered by the tools layer, later), reconnects.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::media::codec::{CodecKind, Decoder, Encoder};
+use crate::media::resample::Resampler;
+use crate::media::vad::{frame_dbfs, BargeInConfig, BargeInGuard, BargeInVerdict};
+use crate::model::protocol::{
+    AudioConfig, AudioFormat, AudioInput, AudioOutput, ClientEvent, Modality, ResponseConfig,
+    ServerEvent, SessionConfig, Transcription, TurnDetection, Voice,
+};
+
+/// What the agent is told and how it sounds, for one call.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Model name sent in `session.update`.
+    pub model: String,
+    /// System instructions.
+    pub instructions: String,
+    /// Spoken as soon as the call is answered (empty: wait for the caller).
+    pub greeting: String,
+    /// Voice name.
+    pub voice: String,
+    /// Input transcription model (empty: none).
+    pub transcription_model: String,
+    /// No response for this long after the caller's turn (or a request) → model failure.
+    pub response_timeout: Duration,
+    /// Barge-in confirmation settings.
+    pub barge_in: BargeInConfig,
+}
+
+/// Outputs for the call layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BridgeOutput {
+    /// Send this event to the model.
+    Model(ClientEvent),
+    /// Queue this encoded 20 ms frame for playout.
+    Play(Vec<u8>),
+    /// A response's audio starts: reset the playout's "heard" counter.
+    ResponseStart,
+    /// Confirmed barge-in: flush playout now and call [`ModelBridge::truncate`] with what was heard.
+    BargeIn,
+    /// A finished transcript line.
+    Transcript {
+        /// `caller` or `agent`.
+        role: &'static str,
+        /// The text.
+        text: String,
+    },
+    /// The model failed; the caller must hear the fallback.
+    Failed(String),
+}
+
+/// Counters for the call summary and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BridgeStats {
+    /// `input_audio_buffer.append` events sent.
+    pub appends: u64,
+    /// Caller audio sent, in milliseconds.
+    pub audio_in_ms: u64,
+    /// `speech_started` events received.
+    pub speech_started: u64,
+    /// Turns committed by the server.
+    pub commits: u64,
+    /// Responses started.
+    pub responses: u64,
+    /// Agent audio frames queued for playout.
+    pub frames_out: u64,
+    /// Barge-ins confirmed (agent cut off).
+    pub barge_ins: u64,
+    /// Barge-ins rejected (echo, cough: agent went on).
+    pub barge_ins_rejected: u64,
+    /// `conversation.item.truncate` sent.
+    pub truncates: u64,
+    /// Non-fatal `error` events.
+    pub errors: u64,
+    /// Tokens used, summed over `response.done`.
+    pub input_tokens: u64,
+    /// Output tokens used.
+    pub output_tokens: u64,
+}
+
+/// The bridge; see the module doc for its contract.
+pub struct ModelBridge {
+    settings: AgentSettings,
+    codec: CodecKind,
+    format: AudioFormat,
+    /// Opus only: caller decoding and 48 → 24 kHz.
+    in_dec: Option<Decoder>,
+    in_rs: Option<Resampler>,
+    /// Opus only: 24 → 48 kHz and encoding of the agent's audio.
+    out_rs: Option<Resampler>,
+    out_enc: Option<Encoder>,
+    /// G.711 bytes or 48 kHz samples of agent audio not yet a whole frame.
+    out_bytes: Vec<u8>,
+    out_pcm: Vec<i16>,
+    scratch_pcm: Vec<i16>,
+    scratch_bytes: Vec<u8>,
+    /// The audio item being played and the response it belongs to.
+    item_id: Option<String>,
+    response_id: Option<String>,
+    /// A response we cancelled: its late deltas are dropped.
+    cancelled: Option<String>,
+    /// Agent audio is being delivered or played.
+    agent_active: bool,
+    /// Level of the agent audio most recently queued, for the barge-in guard.
+    agent_dbfs: f32,
+    guard: BargeInGuard,
+    /// Since when we wait for the model to start a response.
+    waiting_since: Option<Instant>,
+    failed: bool,
+    out: VecDeque<BridgeOutput>,
+    stats: BridgeStats,
+}
+
+impl ModelBridge {
+    /// A bridge for a call using `codec`.
+    pub fn new(settings: AgentSettings, codec: CodecKind) -> Result<ModelBridge, String> {
+        let format = match codec {
+            CodecKind::Pcmu => AudioFormat::Pcmu,
+            CodecKind::Pcma => AudioFormat::Pcma,
+            CodecKind::Opus => AudioFormat::Pcm24k,
+        };
+        let opus = codec == CodecKind::Opus;
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        Ok(ModelBridge {
+            guard: BargeInGuard::new(settings.barge_in),
+            settings,
+            codec,
+            format,
+            in_dec: opus.then(|| Decoder::new(codec)).transpose().map_err(|e| err(&e))?,
+            in_rs: opus.then(|| Resampler::new(48_000, 24_000)).transpose().map_err(|e| err(&e))?,
+            out_rs: opus.then(|| Resampler::new(24_000, 48_000)).transpose().map_err(|e| err(&e))?,
+            out_enc: opus.then(|| Encoder::new(codec)).transpose().map_err(|e| err(&e))?,
+            out_bytes: Vec::with_capacity(4096),
+            out_pcm: Vec::with_capacity(4096),
+            scratch_pcm: Vec::with_capacity(2048),
+            scratch_bytes: Vec::with_capacity(2048),
+            item_id: None,
+            response_id: None,
+            cancelled: None,
+            agent_active: false,
+            agent_dbfs: crate::media::vad::SILENCE_DBFS,
+            waiting_since: None,
+            failed: false,
+            out: VecDeque::new(),
+            stats: BridgeStats::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> BridgeStats {
+        self.stats
+    }
+
+    /// Next output.
+    pub fn poll_output(&mut self) -> Option<BridgeOutput> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` is due (the model has been silent too long).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.failed {
+            return None;
+        }
+        self.waiting_since
+            .map(|t| t + self.settings.response_timeout)
+    }
+
+    /// Checks the silence timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.poll_timeout().is_some_and(|t| now >= t) {
+            self.fail("the model did not answer in time");
+        }
+    }
+
+    /// The session is open: configure it (formats, voice, turn detection, instructions).
+    pub fn start(&mut self, now: Instant) {
+        let s = &self.settings;
+        let transcription = (!s.transcription_model.is_empty()).then(|| Transcription {
+            model: Some(s.transcription_model.clone()),
+            ..Transcription::default()
+        });
+        let session = SessionConfig {
+            model: Some(s.model.clone()),
+            instructions: Some(s.instructions.clone()),
+            output_modalities: Some(vec![Modality::Audio]),
+            audio: Some(AudioConfig {
+                input: Some(AudioInput {
+                    format: Some(self.format),
+                    transcription,
+                    noise_reduction: None,
+                    turn_detection: Some(TurnDetection::ServerVad {
+                        threshold: None,
+                        prefix_padding_ms: None,
+                        silence_duration_ms: None,
+                        create_response: Some(true),
+                        interrupt_response: Some(false),
+                        idle_timeout_ms: None,
+                    }),
+                }),
+                output: Some(AudioOutput {
+                    format: Some(self.format),
+                    voice: Some(Voice::Named(s.voice.clone())),
+                    speed: None,
+                }),
+            }),
+            ..SessionConfig::default()
+        };
+        self.out
+            .push_back(BridgeOutput::Model(ClientEvent::session_update(session)));
+        if !self.settings.greeting.is_empty() {
+            let greeting = self.settings.greeting.clone();
+            self.out
+                .push_back(BridgeOutput::Model(ClientEvent::ResponseCreate {
+                    event_id: None,
+                    response: Some(ResponseConfig {
+                        instructions: Some(format!(
+                            "Greet the caller with exactly these words: \"{greeting}\""
+                        )),
+                        ..ResponseConfig::default()
+                    }),
+                }));
+            self.waiting_since = Some(now);
+        }
+    }
+
+    /// One 20 ms frame of the caller's audio (an RTP payload in the call's codec).
+    pub fn on_caller_frame(&mut self, _now: Instant, payload: &[u8]) {
+        if self.failed {
+            return;
+        }
+        // Level of the caller's own audio, for the barge-in guard.
+        self.scratch_pcm.clear();
+        let level = match self.codec {
+            CodecKind::Pcmu => {
+                self.scratch_pcm
+                    .extend(payload.iter().map(|b| audio_codec_algorithms::decode_ulaw(*b)));
+                frame_dbfs(&self.scratch_pcm)
+            }
+            CodecKind::Pcma => {
+                self.scratch_pcm
+                    .extend(payload.iter().map(|b| audio_codec_algorithms::decode_alaw(*b)));
+                frame_dbfs(&self.scratch_pcm)
+            }
+            CodecKind::Opus => {
+                let Some(dec) = &mut self.in_dec else { return };
+                if dec.decode(payload, &mut self.scratch_pcm).is_err() {
+                    return;
+                }
+                frame_dbfs(&self.scratch_pcm)
+            }
+        };
+        if self.guard.is_active() {
+            match self.guard.push(level, self.agent_dbfs) {
+                Some(BargeInVerdict::Confirmed) => {
+                    self.stats.barge_ins += 1;
+                    self.out.push_back(BridgeOutput::BargeIn);
+                }
+                Some(BargeInVerdict::Rejected) => self.stats.barge_ins_rejected += 1,
+                None => {}
+            }
+        }
+        let event = match self.codec {
+            CodecKind::Pcmu | CodecKind::Pcma => ClientEvent::append(payload),
+            CodecKind::Opus => {
+                let Some(rs) = &mut self.in_rs else { return };
+                let mut pcm24 = Vec::with_capacity(480);
+                rs.process(&self.scratch_pcm, &mut pcm24);
+                if pcm24.is_empty() {
+                    return;
+                }
+                self.scratch_bytes.clear();
+                for s in &pcm24 {
+                    self.scratch_bytes.extend_from_slice(&s.to_le_bytes());
+                }
+                ClientEvent::append(&self.scratch_bytes)
+            }
+        };
+        self.stats.appends += 1;
+        self.stats.audio_in_ms += 20;
+        self.out.push_back(BridgeOutput::Model(event));
+    }
+
+    /// After a confirmed barge-in the call flushed playout; `heard_ms` of the response had
+    /// been played. Cancels the response and truncates the item there.
+    pub fn truncate(&mut self, heard_ms: u64) {
+        self.out
+            .push_back(BridgeOutput::Model(ClientEvent::response_cancel()));
+        if let Some(item) = self.item_id.clone() {
+            self.stats.truncates += 1;
+            self.out
+                .push_back(BridgeOutput::Model(ClientEvent::truncate(item, heard_ms)));
+        }
+        self.cancelled = self.response_id.take();
+        self.item_id = None;
+        self.agent_active = false;
+        self.out_bytes.clear();
+        self.out_pcm.clear();
+    }
+
+    /// Playout drained after the response ended: the agent is quiet again.
+    pub fn playout_idle(&mut self) {
+        if self.response_id.is_none() {
+            self.agent_active = false;
+        }
+    }
+
+    /// Handles one server event. `playing` tells whether agent audio is still queued.
+    pub fn on_model_event(&mut self, now: Instant, ev: ServerEvent, playing: bool) {
+        if self.failed {
+            return;
+        }
+        match ev {
+            ServerEvent::SpeechStarted(_) => {
+                self.stats.speech_started += 1;
+                if playing || self.agent_active {
+                    self.guard.start();
+                }
+            }
+            ServerEvent::BufferCommitted(_) => {
+                self.stats.commits += 1;
+                self.waiting_since = Some(now);
+            }
+            ServerEvent::ResponseCreated(r) => {
+                self.stats.responses += 1;
+                self.response_id = Some(r.response.id.clone());
+                self.waiting_since = None;
+                self.agent_active = true;
+                self.out.push_back(BridgeOutput::ResponseStart);
+            }
+            ServerEvent::OutputAudioDelta(d) => {
+                if self.cancelled.as_deref() == Some(d.response_id.as_str()) {
+                    return;
+                }
+                self.item_id = Some(d.item_id.clone());
+                self.agent_active = true;
+                match base64::engine::general_purpose::STANDARD.decode(d.delta.as_bytes()) {
+                    Ok(bytes) => self.queue_agent_audio(&bytes),
+                    Err(_) => self.stats.errors += 1,
+                }
+            }
+            ServerEvent::ResponseDone(r) => {
+                if let Some(u) = &r.response.usage {
+                    self.stats.input_tokens += u.input_tokens;
+                    self.stats.output_tokens += u.output_tokens;
+                }
+                if self.cancelled.as_deref() != Some(r.response.id.as_str()) {
+                    self.flush_agent_audio();
+                }
+                if self.response_id.as_deref() == Some(r.response.id.as_str()) {
+                    self.response_id = None;
+                }
+                self.waiting_since = None;
+            }
+            ServerEvent::InputTranscriptionCompleted(t) => {
+                self.out.push_back(BridgeOutput::Transcript {
+                    role: "caller",
+                    text: t.transcript,
+                });
+            }
+            ServerEvent::OutputAudioTranscriptDone(t) => {
+                self.out.push_back(BridgeOutput::Transcript {
+                    role: "agent",
+                    text: t.transcript,
+                });
+            }
+            ServerEvent::Error(e) => {
+                // Request-level mistakes (e.g. cancelling a finished response) are harmless;
+                // anything else means the session cannot be trusted any more.
+                if e.error.kind == "invalid_request_error" {
+                    self.stats.errors += 1;
+                    tracing::debug!(code = ?e.error.code, "model: {}", e.error.message);
+                } else {
+                    self.fail(&format!("model error {}: {}", e.error.kind, e.error.message));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The model connection failed or closed.
+    pub fn on_closed(&mut self, reason: &str) {
+        self.fail(reason);
+    }
+
+    fn fail(&mut self, reason: &str) {
+        if !self.failed {
+            self.failed = true;
+            self.waiting_since = None;
+            self.out.push_back(BridgeOutput::Failed(reason.to_string()));
+        }
+    }
+
+    fn queue_agent_audio(&mut self, bytes: &[u8]) {
+        match self.codec {
+            CodecKind::Pcmu | CodecKind::Pcma => {
+                self.out_bytes.extend_from_slice(bytes);
+                let n = self.out_bytes.len() / 160;
+                for i in 0..n {
+                    let frame = self.out_bytes[i * 160..(i + 1) * 160].to_vec();
+                    self.play(frame);
+                }
+                self.out_bytes.drain(..n * 160);
+            }
+            CodecKind::Opus => {
+                self.scratch_pcm.clear();
+                self.scratch_pcm.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|c| i16::from_le_bytes([c[0], c[1]])),
+                );
+                if let Some(rs) = &mut self.out_rs {
+                    rs.process(&self.scratch_pcm, &mut self.out_pcm);
+                }
+                self.encode_opus_frames();
+            }
+        }
+    }
+
+    fn flush_agent_audio(&mut self) {
+        match self.codec {
+            CodecKind::Pcmu | CodecKind::Pcma => {
+                if !self.out_bytes.is_empty() {
+                    let silence = if self.codec == CodecKind::Pcmu { 0xff } else { 0xd5 };
+                    let mut frame = std::mem::take(&mut self.out_bytes);
+                    frame.resize(160, silence);
+                    self.play(frame);
+                }
+            }
+            CodecKind::Opus => {
+                if let Some(rs) = &mut self.out_rs {
+                    rs.flush(&mut self.out_pcm);
+                }
+                if !self.out_pcm.is_empty() {
+                    let pad = 960 - self.out_pcm.len() % 960;
+                    if pad < 960 {
+                        self.out_pcm.extend(std::iter::repeat_n(0, pad));
+                    }
+                }
+                self.encode_opus_frames();
+            }
+        }
+    }
+
+    fn encode_opus_frames(&mut self) {
+        while self.out_pcm.len() >= 960 {
+            let pcm: Vec<i16> = self.out_pcm.drain(..960).collect();
+            let mut payload = Vec::with_capacity(200);
+            if let Some(enc) = &mut self.out_enc {
+                if enc.encode(&pcm, &mut payload).is_ok() {
+                    self.agent_dbfs = frame_dbfs(&pcm);
+                    self.stats.frames_out += 1;
+                    self.out.push_back(BridgeOutput::Play(payload));
+                }
+            }
+        }
+    }
+
+    fn play(&mut self, frame: Vec<u8>) {
+        self.scratch_pcm.clear();
+        let decode = if self.codec == CodecKind::Pcmu {
+            audio_codec_algorithms::decode_ulaw
+        } else {
+            audio_codec_algorithms::decode_alaw
+        };
+        self.scratch_pcm.extend(frame.iter().map(|b| decode(*b)));
+        self.agent_dbfs = frame_dbfs(&self.scratch_pcm);
+        self.stats.frames_out += 1;
+        self.out.push_back(BridgeOutput::Play(frame));
+    }
+}

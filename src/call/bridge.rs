@@ -51,8 +51,8 @@ pub struct AgentSettings {
 /// Outputs for the call layer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BridgeOutput {
-    /// Send this event to the model.
-    Model(ClientEvent),
+    /// Send this event to the model (boxed: events are large, frames small).
+    Model(Box<ClientEvent>),
     /// Queue this encoded 20 ms frame for playout.
     Play(Vec<u8>),
     /// A response's audio starts: reset the playout's "heard" counter.
@@ -120,8 +120,6 @@ pub struct ModelBridge {
     response_id: Option<String>,
     /// A response we cancelled: its late deltas are dropped.
     cancelled: Option<String>,
-    /// Agent audio is being delivered or played.
-    agent_active: bool,
     /// Level of the agent audio most recently queued, for the barge-in guard.
     agent_dbfs: f32,
     guard: BargeInGuard,
@@ -147,10 +145,22 @@ impl ModelBridge {
             settings,
             codec,
             format,
-            in_dec: opus.then(|| Decoder::new(codec)).transpose().map_err(|e| err(&e))?,
-            in_rs: opus.then(|| Resampler::new(48_000, 24_000)).transpose().map_err(|e| err(&e))?,
-            out_rs: opus.then(|| Resampler::new(24_000, 48_000)).transpose().map_err(|e| err(&e))?,
-            out_enc: opus.then(|| Encoder::new(codec)).transpose().map_err(|e| err(&e))?,
+            in_dec: opus
+                .then(|| Decoder::new(codec))
+                .transpose()
+                .map_err(|e| err(&e))?,
+            in_rs: opus
+                .then(|| Resampler::new(48_000, 24_000))
+                .transpose()
+                .map_err(|e| err(&e))?,
+            out_rs: opus
+                .then(|| Resampler::new(24_000, 48_000))
+                .transpose()
+                .map_err(|e| err(&e))?,
+            out_enc: opus
+                .then(|| Encoder::new(codec))
+                .transpose()
+                .map_err(|e| err(&e))?,
             out_bytes: Vec::with_capacity(4096),
             out_pcm: Vec::with_capacity(4096),
             scratch_pcm: Vec::with_capacity(2048),
@@ -158,7 +168,6 @@ impl ModelBridge {
             item_id: None,
             response_id: None,
             cancelled: None,
-            agent_active: false,
             agent_dbfs: crate::media::vad::SILENCE_DBFS,
             waiting_since: None,
             failed: false,
@@ -227,11 +236,13 @@ impl ModelBridge {
             ..SessionConfig::default()
         };
         self.out
-            .push_back(BridgeOutput::Model(ClientEvent::session_update(session)));
+            .push_back(BridgeOutput::Model(Box::new(ClientEvent::session_update(
+                session,
+            ))));
         if !self.settings.greeting.is_empty() {
             let greeting = self.settings.greeting.clone();
             self.out
-                .push_back(BridgeOutput::Model(ClientEvent::ResponseCreate {
+                .push_back(BridgeOutput::Model(Box::new(ClientEvent::ResponseCreate {
                     event_id: None,
                     response: Some(ResponseConfig {
                         instructions: Some(format!(
@@ -239,7 +250,7 @@ impl ModelBridge {
                         )),
                         ..ResponseConfig::default()
                     }),
-                }));
+                })));
             self.waiting_since = Some(now);
         }
     }
@@ -253,13 +264,19 @@ impl ModelBridge {
         self.scratch_pcm.clear();
         let level = match self.codec {
             CodecKind::Pcmu => {
-                self.scratch_pcm
-                    .extend(payload.iter().map(|b| audio_codec_algorithms::decode_ulaw(*b)));
+                self.scratch_pcm.extend(
+                    payload
+                        .iter()
+                        .map(|b| audio_codec_algorithms::decode_ulaw(*b)),
+                );
                 frame_dbfs(&self.scratch_pcm)
             }
             CodecKind::Pcma => {
-                self.scratch_pcm
-                    .extend(payload.iter().map(|b| audio_codec_algorithms::decode_alaw(*b)));
+                self.scratch_pcm.extend(
+                    payload
+                        .iter()
+                        .map(|b| audio_codec_algorithms::decode_alaw(*b)),
+                );
                 frame_dbfs(&self.scratch_pcm)
             }
             CodecKind::Opus => {
@@ -298,31 +315,26 @@ impl ModelBridge {
         };
         self.stats.appends += 1;
         self.stats.audio_in_ms += 20;
-        self.out.push_back(BridgeOutput::Model(event));
+        self.out.push_back(BridgeOutput::Model(Box::new(event)));
     }
 
     /// After a confirmed barge-in the call flushed playout; `heard_ms` of the response had
     /// been played. Cancels the response and truncates the item there.
     pub fn truncate(&mut self, heard_ms: u64) {
-        self.out
-            .push_back(BridgeOutput::Model(ClientEvent::response_cancel()));
+        self.out.push_back(BridgeOutput::Model(
+            Box::new(ClientEvent::response_cancel()),
+        ));
         if let Some(item) = self.item_id.clone() {
             self.stats.truncates += 1;
             self.out
-                .push_back(BridgeOutput::Model(ClientEvent::truncate(item, heard_ms)));
+                .push_back(BridgeOutput::Model(Box::new(ClientEvent::truncate(
+                    item, heard_ms,
+                ))));
         }
         self.cancelled = self.response_id.take();
         self.item_id = None;
-        self.agent_active = false;
         self.out_bytes.clear();
         self.out_pcm.clear();
-    }
-
-    /// Playout drained after the response ended: the agent is quiet again.
-    pub fn playout_idle(&mut self) {
-        if self.response_id.is_none() {
-            self.agent_active = false;
-        }
     }
 
     /// Handles one server event. `playing` tells whether agent audio is still queued.
@@ -333,7 +345,8 @@ impl ModelBridge {
         match ev {
             ServerEvent::SpeechStarted(_) => {
                 self.stats.speech_started += 1;
-                if playing || self.agent_active {
+                // The agent is talking if its audio is queued or a response is in flight.
+                if playing || self.response_id.is_some() {
                     self.guard.start();
                 }
             }
@@ -345,7 +358,6 @@ impl ModelBridge {
                 self.stats.responses += 1;
                 self.response_id = Some(r.response.id.clone());
                 self.waiting_since = None;
-                self.agent_active = true;
                 self.out.push_back(BridgeOutput::ResponseStart);
             }
             ServerEvent::OutputAudioDelta(d) => {
@@ -353,7 +365,6 @@ impl ModelBridge {
                     return;
                 }
                 self.item_id = Some(d.item_id.clone());
-                self.agent_active = true;
                 match base64::engine::general_purpose::STANDARD.decode(d.delta.as_bytes()) {
                     Ok(bytes) => self.queue_agent_audio(&bytes),
                     Err(_) => self.stats.errors += 1,
@@ -391,7 +402,10 @@ impl ModelBridge {
                     self.stats.errors += 1;
                     tracing::debug!(code = ?e.error.code, "model: {}", e.error.message);
                 } else {
-                    self.fail(&format!("model error {}: {}", e.error.kind, e.error.message));
+                    self.fail(&format!(
+                        "model error {}: {}",
+                        e.error.kind, e.error.message
+                    ));
                 }
             }
             _ => {}
@@ -441,7 +455,11 @@ impl ModelBridge {
         match self.codec {
             CodecKind::Pcmu | CodecKind::Pcma => {
                 if !self.out_bytes.is_empty() {
-                    let silence = if self.codec == CodecKind::Pcmu { 0xff } else { 0xd5 };
+                    let silence = if self.codec == CodecKind::Pcmu {
+                        0xff
+                    } else {
+                        0xd5
+                    };
                     let mut frame = std::mem::take(&mut self.out_bytes);
                     frame.resize(160, silence);
                     self.play(frame);
@@ -487,5 +505,259 @@ impl ModelBridge {
         self.agent_dbfs = frame_dbfs(&self.scratch_pcm);
         self.stats.frames_out += 1;
         self.out.push_back(BridgeOutput::Play(frame));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::protocol::decode;
+
+    fn settings() -> AgentSettings {
+        AgentSettings {
+            model: "test-model".into(),
+            instructions: "Be brief.".into(),
+            greeting: "Hello.".into(),
+            voice: "marin".into(),
+            transcription_model: String::new(),
+            response_timeout: Duration::from_secs(5),
+            barge_in: BargeInConfig::default(),
+        }
+    }
+
+    fn ev(json: &str) -> ServerEvent {
+        decode(json).expect("valid server event")
+    }
+
+    fn drain(b: &mut ModelBridge) -> Vec<BridgeOutput> {
+        std::iter::from_fn(|| b.poll_output()).collect()
+    }
+
+    fn kinds(out: &[BridgeOutput]) -> Vec<String> {
+        out.iter()
+            .map(|o| match o {
+                BridgeOutput::Model(e) => e.kind().to_string(),
+                BridgeOutput::Play(_) => "play".into(),
+                BridgeOutput::ResponseStart => "response_start".into(),
+                BridgeOutput::BargeIn => "barge_in".into(),
+                BridgeOutput::Transcript { role, .. } => format!("transcript:{role}"),
+                BridgeOutput::Failed(_) => "failed".into(),
+            })
+            .collect()
+    }
+
+    fn loud_ulaw() -> Vec<u8> {
+        (0..160)
+            .map(|i| {
+                let s = ((i as f32 * 0.35).sin() * 12_000.0) as i16;
+                audio_codec_algorithms::encode_ulaw(s)
+            })
+            .collect()
+    }
+
+    fn delta(resp: &str, item: &str, bytes: &[u8]) -> ServerEvent {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        ev(&format!(
+            r#"{{"type":"response.output_audio.delta","event_id":"e","response_id":"{resp}","item_id":"{item}","output_index":0,"content_index":0,"delta":"{b64}"}}"#
+        ))
+    }
+
+    fn created(resp: &str) -> ServerEvent {
+        ev(&format!(
+            r#"{{"type":"response.created","event_id":"e","response":{{"id":"{resp}","object":"realtime.response","status":"in_progress","output":[]}}}}"#
+        ))
+    }
+
+    fn speech_started() -> ServerEvent {
+        ev(
+            r#"{"type":"input_audio_buffer.speech_started","event_id":"e","audio_start_ms":100,"item_id":"u1"}"#,
+        )
+    }
+
+    #[test]
+    fn start_configures_g711_passthrough_and_greets() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+        b.start(t0);
+        let out = drain(&mut b);
+        assert_eq!(kinds(&out), ["session.update", "response.create"]);
+        let BridgeOutput::Model(update) = &out[0] else {
+            panic!()
+        };
+        let json = crate::model::protocol::encode(update);
+        assert!(json.contains(r#""format":{"type":"audio/pcmu"}"#), "{json}");
+        assert!(json.contains(r#""interrupt_response":false"#), "{json}");
+        assert!(!json.contains("null"), "never send null: {json}");
+        // No response within the timeout → failure.
+        assert_eq!(b.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        b.handle_timeout(t0 + Duration::from_secs(5));
+        assert_eq!(kinds(&drain(&mut b)), ["failed"]);
+    }
+
+    #[test]
+    fn caller_frames_are_appended_untouched_and_deltas_become_frames() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Pcma).expect("bridge");
+        let frame = vec![0xd5u8; 160];
+        b.on_caller_frame(t0, &frame);
+        let out = drain(&mut b);
+        let BridgeOutput::Model(append) = &out[0] else {
+            panic!()
+        };
+        assert_eq!(
+            **append,
+            ClientEvent::append(&frame),
+            "A-law bytes go out as they came"
+        );
+        b.on_model_event(t0, created("r1"), false);
+        b.on_model_event(t0, delta("r1", "i1", &[0x55; 400]), false);
+        let out = drain(&mut b);
+        assert_eq!(
+            kinds(&out),
+            ["response_start", "play", "play"],
+            "two whole frames"
+        );
+        b.on_model_event(
+            t0,
+            ev(r#"{"type":"response.done","event_id":"e","response":{"id":"r1","object":"realtime.response","status":"completed","output":[],"usage":{"total_tokens":9,"input_tokens":5,"output_tokens":4}}}"#),
+            true,
+        );
+        let out = drain(&mut b);
+        assert_eq!(
+            kinds(&out),
+            ["play"],
+            "the 80-byte tail is padded into a last frame"
+        );
+        let BridgeOutput::Play(last) = &out[0] else {
+            panic!()
+        };
+        assert_eq!(last.len(), 160);
+        assert_eq!(b.stats().output_tokens, 4);
+    }
+
+    #[test]
+    fn confirmed_barge_in_cancels_and_truncates_at_what_was_heard() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+        b.on_model_event(t0, created("r1"), false);
+        b.on_model_event(t0, delta("r1", "i1", &loud_ulaw().repeat(20)), false);
+        drain(&mut b);
+        b.on_model_event(t0, speech_started(), true);
+        let mut verdict = Vec::new();
+        for _ in 0..5 {
+            b.on_caller_frame(t0, &loud_ulaw());
+            verdict.extend(kinds(&drain(&mut b)));
+        }
+        assert!(verdict.contains(&"barge_in".to_string()), "{verdict:?}");
+        b.truncate(340);
+        let out = drain(&mut b);
+        assert_eq!(
+            kinds(&out),
+            ["response.cancel", "conversation.item.truncate"]
+        );
+        let BridgeOutput::Model(t) = &out[1] else {
+            panic!()
+        };
+        assert_eq!(**t, ClientEvent::truncate("i1", 340));
+        // Deltas of the cancelled response still in flight are dropped.
+        b.on_model_event(t0, delta("r1", "i1", &[0xff; 160]), false);
+        assert!(drain(&mut b).is_empty());
+        assert_eq!((b.stats().barge_ins, b.stats().truncates), (1, 1));
+    }
+
+    #[test]
+    fn echo_of_the_agent_does_not_cut_it_off() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+        b.on_model_event(t0, created("r1"), false);
+        b.on_model_event(t0, delta("r1", "i1", &loud_ulaw().repeat(30)), false);
+        drain(&mut b);
+        b.on_model_event(t0, speech_started(), true);
+        // The caller's line carries the agent's voice 20 dB down: echo, not speech.
+        let echo: Vec<u8> = (0..160)
+            .map(|i| {
+                audio_codec_algorithms::encode_ulaw(((i as f32 * 0.35).sin() * 1_200.0) as i16)
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for _ in 0..30 {
+            b.on_caller_frame(t0, &echo);
+            seen.extend(kinds(&drain(&mut b)));
+        }
+        assert!(!seen.contains(&"barge_in".to_string()), "{seen:?}");
+        assert_eq!(b.stats().barge_ins_rejected, 1);
+    }
+
+    #[test]
+    fn speech_while_the_agent_is_quiet_is_just_a_turn() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+        b.on_model_event(t0, speech_started(), false);
+        for _ in 0..5 {
+            b.on_caller_frame(t0, &loud_ulaw());
+        }
+        assert!(!kinds(&drain(&mut b)).contains(&"barge_in".to_string()));
+    }
+
+    #[test]
+    fn errors_and_closes() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+        b.on_model_event(
+            t0,
+            ev(r#"{"type":"error","event_id":"e","error":{"type":"invalid_request_error","code":"response_cancel_not_active","message":"no"}}"#),
+            false,
+        );
+        assert!(
+            drain(&mut b).is_empty(),
+            "a request-level error is not fatal"
+        );
+        b.on_model_event(
+            t0,
+            ev(r#"{"type":"error","event_id":"e","error":{"type":"server_error","message":"boom"}}"#),
+            false,
+        );
+        assert_eq!(kinds(&drain(&mut b)), ["failed"]);
+        b.on_closed("gone");
+        assert!(drain(&mut b).is_empty(), "failure is reported once");
+    }
+
+    #[test]
+    fn opus_calls_go_through_24_khz_pcm() {
+        let t0 = Instant::now();
+        let mut b = ModelBridge::new(settings(), CodecKind::Opus).expect("bridge");
+        let mut enc = Encoder::new(CodecKind::Opus).expect("enc");
+        let mut appended = 0;
+        for _ in 0..10 {
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| ((i as f32 * 0.06).sin() * 8000.0) as i16)
+                .collect();
+            let mut payload = Vec::new();
+            enc.encode(&pcm, &mut payload).expect("encode");
+            b.on_caller_frame(t0, &payload);
+            for o in drain(&mut b) {
+                if let BridgeOutput::Model(e) = o {
+                    if let ClientEvent::InputAudioBufferAppend { audio, .. } = *e {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(audio)
+                            .expect("base64");
+                        assert_eq!(bytes.len(), 960, "20 ms of 24 kHz PCM16");
+                        appended += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(appended, 10);
+        b.on_model_event(t0, created("r1"), false);
+        b.on_model_event(
+            t0,
+            delta("r1", "i1", &vec![0u8; 24_000 / 50 * 2 * 10]),
+            false,
+        );
+        let plays = kinds(&drain(&mut b))
+            .iter()
+            .filter(|k| *k == "play")
+            .count();
+        assert!((8..=10).contains(&plays), "about 10 Opus frames, {plays}");
     }
 }

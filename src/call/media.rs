@@ -288,8 +288,12 @@ impl MediaLeg {
                 }
                 // Keep the model's clock running through a lost G.711 frame with silence.
                 Some(JitterOut::Lost) => match self.codec {
-                    CodecKind::Pcmu => self.events.push_back(MediaEvent::CallerAudio(vec![0xff; 160])),
-                    CodecKind::Pcma => self.events.push_back(MediaEvent::CallerAudio(vec![0xd5; 160])),
+                    CodecKind::Pcmu => self
+                        .events
+                        .push_back(MediaEvent::CallerAudio(vec![0xff; 160])),
+                    CodecKind::Pcma => self
+                        .events
+                        .push_back(MediaEvent::CallerAudio(vec![0xd5; 160])),
                     CodecKind::Opus => {}
                 },
                 None => {}
@@ -335,7 +339,8 @@ impl MediaLeg {
                 if let Some(rs) = &mut self.prompt_rs {
                     rs.flush(&mut self.prompt_pcm);
                 }
-                self.prompt_pcm.resize(self.prompt_pcm.len().div_ceil(per) * per, 0);
+                self.prompt_pcm
+                    .resize(self.prompt_pcm.len().div_ceil(per) * per, 0);
                 break;
             }
         }
@@ -427,9 +432,11 @@ pub fn load_wav_8k(path: &Path) -> anyhow::Result<Vec<i16>> {
 pub fn fallback_tones() -> Vec<i16> {
     let mut pcm = Vec::with_capacity(8000 * 2);
     for _ in 0..3 {
-        pcm.extend((0..2400).map(|i| {
-            ((i as f32 * 480.0 * std::f32::consts::TAU / 8000.0).sin() * 6000.0) as i16
-        }));
+        pcm.extend(
+            (0..2400).map(|i| {
+                ((i as f32 * 480.0 * std::f32::consts::TAU / 8000.0).sin() * 6000.0) as i16
+            }),
+        );
         pcm.extend(std::iter::repeat_n(0i16, 1600));
     }
     pcm

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, MediaMode, TransportName};
+use crate::media::ports::PortPool;
 use crate::model::client::{ModelEndpoint, Secret};
 use crate::model::sim;
-use crate::media::ports::PortPool;
 use crate::sip::dialog::{LocalAddr, UasSession};
 use crate::sip::endpoint::{route, Route, RouteOptions};
 use crate::sip::message::{self, add_header, base, response, stamp_via};
@@ -71,8 +71,9 @@ async fn model_endpoint(
     if config.model.url == "sim" {
         let script = match &config.model.sim_script {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("{}: cannot read the simulator script", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("{}: cannot read the simulator script", path.display())
+                })?;
                 sim::SimScript::from_yaml(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }

@@ -23,7 +23,9 @@ use crate::sip::dialog::{EndCause, Output, SessionEvent, UasSession};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::transport::TransportHandle;
 
-use crate::model::client::{self as model_client, ModelEndpoint, ModelInput, ModelSender, ModelSession};
+use crate::model::client::{
+    self as model_client, ModelEndpoint, ModelInput, ModelSender, ModelSession,
+};
 
 use super::bridge::{AgentSettings, BridgeOutput, ModelBridge};
 use super::media::{MediaEvent, MediaLeg, MediaSource};
@@ -288,13 +290,13 @@ impl Call {
             if self.uas.ended().is_none() && self.answered.is_some() {
                 if now >= m.last_rx() + self.ctx.rtp_timeout && !m.on_hold() {
                     info!("no RTP for {:?}: hanging up", self.ctx.rtp_timeout);
-                    self.end = Some("rtp_timeout".into());
+                    self.end.get_or_insert_with(|| "rtp_timeout".into());
                     self.uas.hangup(now);
                 } else if !self.ctx.media.max_call.0.is_zero()
                     && now >= self.started + self.ctx.media.max_call.0
                 {
                     info!("maximum call duration reached: hanging up");
-                    self.end = Some("max_duration".into());
+                    self.end.get_or_insert_with(|| "max_duration".into());
                     self.uas.hangup(now);
                 }
             }
@@ -329,7 +331,11 @@ impl Call {
                 };
                 match MediaLeg::new(now, n, source, self.ctx.jitter, rand_seed(&lease)) {
                     Ok(m) => {
-                        if self.ctx.model.is_some() {
+                        let mut m = m;
+                        if self.end.as_deref() == Some("model_failure") {
+                            // The model failed while the phone rang: answer with the fallback.
+                            m.play_once(self.ctx.fallback.clone());
+                        } else if self.ctx.model.is_some() {
                             match ModelBridge::new(self.ctx.agent.clone(), codec_kind(n.codec)) {
                                 Ok(b) => self.bridge = Some(b),
                                 Err(e) => warn!("model bridge setup failed: {e}"),
@@ -514,7 +520,7 @@ impl Call {
             match out {
                 BridgeOutput::Model(ev) => {
                     if let Some(tx) = &self.model_tx {
-                        if let Err(e) = tx.send(ev) {
+                        if let Err(e) = tx.send(*ev) {
                             debug!("model send failed: {e}");
                         }
                     }
@@ -555,11 +561,9 @@ impl Call {
         self.model_tx = None;
         self.model_rx = None;
         self.connecting = None;
-        match &mut self.media {
-            Some(m) => m.play_once(self.ctx.fallback.clone()),
-            None => {
-                // Not answered yet: nothing to play on; answer setup decides.
-            }
+        // Not answered yet: the answer plays the fallback (see setup_media).
+        if let Some(m) = &mut self.media {
+            m.play_once(self.ctx.fallback.clone());
         }
     }
 

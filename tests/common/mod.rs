@@ -267,3 +267,33 @@ pub fn write_wav(path: &Path, pcm: &[i16]) -> std::io::Result<()> {
     }
     w.finalize().map_err(std::io::Error::other)
 }
+
+/// One piece of a generated caller recording.
+pub enum Seg {
+    /// Loud enough for any energy VAD: a 440 Hz tone ("speech").
+    Talk(u32),
+    /// Digital silence.
+    Quiet(u32),
+}
+
+/// Writes a PCMU pcap of the given talk/silence segments; returns its path.
+pub fn speech_pcap(dir: &Path, name: &str, segs: &[Seg]) -> PathBuf {
+    let mut pcm = Vec::new();
+    for s in segs {
+        match s {
+            Seg::Talk(ms) => pcm.extend(pcap::tone(440.0, *ms, 8000)),
+            Seg::Quiet(ms) => pcm.extend(pcap::silence(*ms)),
+        }
+    }
+    let path = dir.join(format!("{name}.pcap"));
+    pcap::write_rtp_pcap(&path, 0, &pcap::ulaw(&pcm), 160).expect("write pcap");
+    path
+}
+
+/// Writes a simulator script to its own scratch dir; pass the path to the daemon as
+/// `VOXGATE_MODEL_SIM_SCRIPT`.
+pub fn sim_script(name: &str, script: &str) -> String {
+    let path = scratch(&format!("{name}-sim")).join("sim.yaml");
+    std::fs::write(&path, script).expect("write sim script");
+    path.display().to_string()
+}

@@ -29,6 +29,9 @@ use crate::model::protocol::{
     ServerEvent, SessionConfig, Transcription, TurnDetection, Voice,
 };
 
+/// Caller frames remembered for judging a barge-in (200 ms).
+const HISTORY_FRAMES: usize = 10;
+
 /// What the agent is told and how it sounds, for one call.
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
@@ -123,6 +126,9 @@ pub struct ModelBridge {
     /// Level of the agent audio most recently queued, for the barge-in guard.
     agent_dbfs: f32,
     guard: BargeInGuard,
+    /// The last caller frames' levels with the agent level at the time: the audio that made
+    /// the server detect speech has already arrived, so a barge-in is judged on it at once.
+    history: VecDeque<(f32, f32)>,
     /// Since when we wait for the model to start a response.
     waiting_since: Option<Instant>,
     failed: bool,
@@ -142,6 +148,7 @@ impl ModelBridge {
         let err = |e: &dyn std::fmt::Display| e.to_string();
         Ok(ModelBridge {
             guard: BargeInGuard::new(settings.barge_in),
+            history: VecDeque::with_capacity(HISTORY_FRAMES),
             settings,
             codec,
             format,
@@ -287,15 +294,13 @@ impl ModelBridge {
                 frame_dbfs(&self.scratch_pcm)
             }
         };
+        if self.history.len() == HISTORY_FRAMES {
+            self.history.pop_front();
+        }
+        self.history.push_back((level, self.agent_dbfs));
         if self.guard.is_active() {
-            match self.guard.push(level, self.agent_dbfs) {
-                Some(BargeInVerdict::Confirmed) => {
-                    self.stats.barge_ins += 1;
-                    self.out.push_back(BridgeOutput::BargeIn);
-                }
-                Some(BargeInVerdict::Rejected) => self.stats.barge_ins_rejected += 1,
-                None => {}
-            }
+            let verdict = self.guard.push(level, self.agent_dbfs);
+            self.on_verdict(verdict);
         }
         let event = match self.codec {
             CodecKind::Pcmu | CodecKind::Pcma => ClientEvent::append(payload),
@@ -316,6 +321,17 @@ impl ModelBridge {
         self.stats.appends += 1;
         self.stats.audio_in_ms += 20;
         self.out.push_back(BridgeOutput::Model(Box::new(event)));
+    }
+
+    fn on_verdict(&mut self, verdict: Option<BargeInVerdict>) {
+        match verdict {
+            Some(BargeInVerdict::Confirmed) => {
+                self.stats.barge_ins += 1;
+                self.out.push_back(BridgeOutput::BargeIn);
+            }
+            Some(BargeInVerdict::Rejected) => self.stats.barge_ins_rejected += 1,
+            None => {}
+        }
     }
 
     /// After a confirmed barge-in the call flushed playout; `heard_ms` of the response had
@@ -348,6 +364,14 @@ impl ModelBridge {
                 // The agent is talking if its audio is queued or a response is in flight.
                 if playing || self.response_id.is_some() {
                     self.guard.start();
+                    let recent: Vec<(f32, f32)> = self.history.iter().copied().collect();
+                    for (caller, agent) in recent {
+                        if !self.guard.is_active() {
+                            break;
+                        }
+                        let verdict = self.guard.push(caller, agent);
+                        self.on_verdict(verdict);
+                    }
                 }
             }
             ServerEvent::BufferCommitted(_) => {
@@ -642,13 +666,15 @@ mod tests {
         b.on_model_event(t0, created("r1"), false);
         b.on_model_event(t0, delta("r1", "i1", &loud_ulaw().repeat(20)), false);
         drain(&mut b);
-        b.on_model_event(t0, speech_started(), true);
-        let mut verdict = Vec::new();
-        for _ in 0..5 {
+        // The loud frames that made the server detect speech arrived before its event...
+        for _ in 0..4 {
             b.on_caller_frame(t0, &loud_ulaw());
-            verdict.extend(kinds(&drain(&mut b)));
         }
-        assert!(verdict.contains(&"barge_in".to_string()), "{verdict:?}");
+        drain(&mut b);
+        // ...so the barge-in is confirmed the moment speech_started arrives.
+        b.on_model_event(t0, speech_started(), true);
+        let verdict = kinds(&drain(&mut b));
+        assert_eq!(verdict, ["barge_in"]);
         b.truncate(340);
         let out = drain(&mut b);
         assert_eq!(

@@ -88,6 +88,8 @@ pub struct MediaLeg {
     prompt_rs: Option<Resampler>,
     prompt_pcm: Vec<i16>,
     direction: Direction,
+    /// Model mode: the last sequence number forwarded to the model.
+    forwarded: Option<u64>,
     last_rx: Instant,
     /// Samples per 20 ms frame at the codec's RTP clock rate.
     frame_samples: u32,
@@ -146,6 +148,7 @@ impl MediaLeg {
             prompt_rs,
             prompt_pcm: Vec::with_capacity(1920),
             direction: n.direction,
+            forwarded: None,
             last_rx: now,
             frame_samples,
             transmit: VecDeque::new(),
@@ -198,8 +201,8 @@ impl MediaLeg {
     pub fn stats(&self) -> MediaStats {
         let mut s = self.stats.clone();
         let j = self.jitter.stats();
-        s.lost = j.lost;
-        s.late = j.late;
+        s.lost += j.lost;
+        s.late += j.late;
         s.ignored += self.latch.ignored();
         s
     }
@@ -240,6 +243,33 @@ impl MediaLeg {
             return;
         }
         let seq = self.seq.extend(pkt.sequence());
+        if matches!(self.source, MediaSource::Model) {
+            // The model needs no playout clock: forward at once, in order, so the caller's
+            // audio reaches it with no buffering delay. Duplicates and stale packets are
+            // dropped; a short gap is filled with silence so the model's timeline stays true.
+            let next = self.forwarded.map_or(seq.0, |f| f + 1);
+            if seq.0 < next {
+                self.stats.late += 1;
+                return;
+            }
+            let gap = (seq.0 - next).min(5);
+            let silence = match self.codec {
+                CodecKind::Pcmu => Some(0xffu8),
+                CodecKind::Pcma => Some(0xd5u8),
+                CodecKind::Opus => None,
+            };
+            if let (Some(fill), true) = (silence, self.forwarded.is_some()) {
+                for _ in 0..gap {
+                    self.stats.lost += 1;
+                    self.events
+                        .push_back(MediaEvent::CallerAudio(vec![fill; pkt.payload().len()]));
+                }
+            }
+            self.forwarded = Some(seq.0);
+            self.events
+                .push_back(MediaEvent::CallerAudio(pkt.payload().to_vec()));
+            return;
+        }
         self.jitter
             .push(now, seq, pkt.timestamp(), pkt.payload().to_vec());
     }
@@ -356,9 +386,10 @@ impl MediaLeg {
         }
     }
 
-    /// Queues one encoded 20 ms frame of the agent's voice (model mode).
-    pub fn push_agent_frame(&mut self, frame: Vec<u8>) {
-        self.playout.push(frame);
+    /// Queues one encoded 20 ms frame of the agent's voice (model mode); the first frame after
+    /// silence goes out at once rather than waiting for the next tick.
+    pub fn push_agent_frame(&mut self, now: Instant, frame: Vec<u8>) {
+        self.playout.push_now(now, frame);
     }
 
     /// A new agent response starts: count what the caller hears from here.

@@ -2,6 +2,7 @@
 //! tools and the store) meet. One tokio task owns one call.
 
 pub mod bridge;
+pub mod latency;
 pub mod media;
 pub mod server;
 pub mod session;

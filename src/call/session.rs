@@ -27,7 +27,10 @@ use crate::model::client::{
     self as model_client, ModelEndpoint, ModelInput, ModelSender, ModelSession,
 };
 
+use crate::model::protocol::{ClientEvent, ServerEvent};
+
 use super::bridge::{AgentSettings, BridgeOutput, ModelBridge};
+use super::latency::CallLatency;
 use super::media::{MediaEvent, MediaLeg, MediaSource};
 
 /// Input delivered to a call task by the router.
@@ -146,6 +149,10 @@ pub fn spawn(
                 model_rx: None,
                 bridge: None,
                 bridge_started: false,
+                latency: CallLatency::default(),
+                delta_at: None,
+                model_rx_at: None,
+                speech_at: None,
             };
             call.run(rx).await;
             let _ = done.send(sip_call_id).await;
@@ -178,6 +185,14 @@ struct Call {
     bridge: Option<ModelBridge>,
     /// `session.update` (and the greeting) were sent.
     bridge_started: bool,
+    /// Latency samples for the benchmark figures.
+    latency: CallLatency,
+    /// When the first audio delta of a response arrived while nothing played.
+    delta_at: Option<Instant>,
+    /// When the last audio delta arrived from the model.
+    model_rx_at: Option<Instant>,
+    /// When `speech_started` arrived while the agent played.
+    speech_at: Option<Instant>,
 }
 
 impl Call {
@@ -207,6 +222,7 @@ impl Call {
             if self.uas.is_terminated() {
                 break;
             }
+            let mut rtp_rx_at: Option<Instant> = None;
             let deadline = self.next_deadline();
             let socket = self.socket.clone();
             tokio::select! {
@@ -221,6 +237,15 @@ impl Call {
                 ev = recv_model(&mut self.model_rx) => {
                     let now = Instant::now();
                     let playing = self.media.as_ref().is_some_and(|m| m.is_playing());
+                    match &ev {
+                        Some(ModelInput::Event(ServerEvent::OutputAudioDelta(_))) => {
+                            self.model_rx_at = Some(now)
+                        }
+                        Some(ModelInput::Event(ServerEvent::SpeechStarted(_))) if playing => {
+                            self.speech_at = Some(now)
+                        }
+                        _ => {}
+                    }
                     match (ev, &mut self.bridge) {
                         (Some(ModelInput::Event(e)), Some(b)) => b.on_model_event(now, e, playing),
                         (Some(ModelInput::Event(_)), None) => {}
@@ -238,7 +263,9 @@ impl Call {
                 res = recv_rtp(socket.as_deref(), &mut buf) => {
                     if let Ok((n, src)) = res {
                         if let Some(m) = &mut self.media {
-                            m.on_rtp(Instant::now(), src, &buf[..n]);
+                            let now = Instant::now();
+                            m.on_rtp(now, src, &buf[..n]);
+                            rtp_rx_at = Some(now);
                         }
                     }
                 }
@@ -256,7 +283,18 @@ impl Call {
             }
             self.start_bridge();
             self.flush_media();
-            self.flush_bridge();
+            let appended = self.flush_bridge();
+            if let (true, Some(t)) = (appended > 0, rtp_rx_at) {
+                self.latency.rtp_to_model.record(t.elapsed());
+            }
+            // A talk-spurt that may start now goes out now, not after a timer round trip
+            // (tokio's timer has 1 ms granularity).
+            if let Some(m) = &mut self.media {
+                let now = Instant::now();
+                if m.poll_timeout().is_some_and(|t| t <= now) {
+                    m.handle_timeout(now);
+                }
+            }
             self.flush_media();
             self.flush_sip();
         }
@@ -455,6 +493,9 @@ impl Call {
                 if sock.try_send_to(&pkt, to).is_err() {
                     m.count_send_drop();
                 }
+                if let Some(t) = self.delta_at.take() {
+                    self.latency.delta_to_rtp.record(t.elapsed());
+                }
             }
         }
         for ev in events {
@@ -510,15 +551,20 @@ impl Call {
         }
     }
 
-    /// Moves the bridge's outputs to the model, the playout and the log.
-    fn flush_bridge(&mut self) {
+    /// Moves the bridge's outputs to the model, the playout and the log; returns how many
+    /// caller-audio appends were handed to the model connection.
+    fn flush_bridge(&mut self) -> usize {
         let Some(bridge) = &mut self.bridge else {
-            return;
+            return 0;
         };
+        let mut appended = 0;
         let mut failed = None;
         while let Some(out) = bridge.poll_output() {
             match out {
                 BridgeOutput::Model(ev) => {
+                    if matches!(*ev, ClientEvent::InputAudioBufferAppend { .. }) {
+                        appended += 1;
+                    }
                     if let Some(tx) = &self.model_tx {
                         if let Err(e) = tx.send(*ev) {
                             debug!("model send failed: {e}");
@@ -527,7 +573,11 @@ impl Call {
                 }
                 BridgeOutput::Play(frame) => {
                     if let Some(m) = &mut self.media {
-                        m.push_agent_frame(frame);
+                        // The first frame of a response after silence: time it to the wire.
+                        if !m.is_playing() && self.delta_at.is_none() {
+                            self.delta_at = self.model_rx_at.take();
+                        }
+                        m.push_agent_frame(Instant::now(), frame);
                     }
                 }
                 BridgeOutput::ResponseStart => {
@@ -537,6 +587,9 @@ impl Call {
                 }
                 BridgeOutput::BargeIn => {
                     let heard = self.media.as_mut().map(|m| m.barge_in()).unwrap_or(0);
+                    if let Some(t) = self.speech_at.take() {
+                        self.latency.barge_in.record(t.elapsed());
+                    }
                     info!(heard_ms = heard, "barge-in: agent stopped");
                     bridge.truncate(heard);
                 }
@@ -549,6 +602,7 @@ impl Call {
         if let Some(reason) = failed {
             self.model_failure(&reason);
         }
+        appended
     }
 
     /// The model is gone: the caller hears the fallback, then we hang up.
@@ -601,6 +655,12 @@ impl Call {
             truncates = b.truncates,
             input_tokens = b.input_tokens,
             output_tokens = b.output_tokens,
+            lat_rtp_to_model_p50_us = pct(&self.latency.rtp_to_model, 50.0),
+            lat_rtp_to_model_p99_us = pct(&self.latency.rtp_to_model, 99.0),
+            lat_delta_to_rtp_p50_us = pct(&self.latency.delta_to_rtp, 50.0),
+            lat_delta_to_rtp_p99_us = pct(&self.latency.delta_to_rtp, 99.0),
+            lat_barge_in_p50_us = pct(&self.latency.barge_in, 50.0),
+            lat_barge_in_p99_us = pct(&self.latency.barge_in, 99.0),
             "call ended"
         );
         self.bridge = None;
@@ -624,6 +684,11 @@ async fn bind_rtp(ctx: &CallContext) -> Option<(PortLease, UdpSocket)> {
         }
     }
     None
+}
+
+/// A percentile in µs for the summary line; -1 when there was no sample.
+fn pct(s: &super::latency::Samples, p: f64) -> i64 {
+    s.percentile(p).map_or(-1, |v| v as i64)
 }
 
 fn codec_kind(c: Codec) -> crate::media::codec::CodecKind {

@@ -52,6 +52,8 @@ pub struct Playout {
     next_tick: Instant,
     /// True after a gap: the next frame sent starts a talk-spurt (RTP marker bit).
     talkspurt: bool,
+    /// The last tick found the queue empty (or none has run): a new frame may start at once.
+    idle: bool,
     /// A response is being played (set by `mark_response_start`, cleared by `flush`/`end`).
     in_response: bool,
     /// Bytes and frames sent since `mark_response_start`.
@@ -68,6 +70,7 @@ impl Playout {
             queue: VecDeque::new(),
             next_tick: now,
             talkspurt: true,
+            idle: true,
             in_response: false,
             played_bytes: 0,
             played_frames: 0,
@@ -82,6 +85,15 @@ impl Playout {
             self.stats.dropped += 1;
         }
         self.queue.push_back(frame);
+    }
+
+    /// Queues a frame; if the sender is idle (nothing queued, last tick empty) the new
+    /// talk-spurt starts at `now` instead of waiting up to 20 ms for the old schedule.
+    pub fn push_now(&mut self, now: Instant, frame: Vec<u8>) {
+        if self.queue.is_empty() && self.idle && self.next_tick > now {
+            self.next_tick = now;
+        }
+        self.push(frame);
     }
 
     /// Frames waiting.
@@ -108,6 +120,7 @@ impl Playout {
         }
         match self.queue.pop_front() {
             Some(frame) => {
+                self.idle = false;
                 self.stats.sent += 1;
                 if self.in_response {
                     self.played_bytes += frame.len() as u64;
@@ -120,6 +133,7 @@ impl Playout {
                     self.stats.underruns += 1;
                 }
                 self.talkspurt = true;
+                self.idle = true;
                 None
             }
         }
@@ -154,6 +168,7 @@ impl Playout {
         self.stats.flushed += n as u64;
         self.in_response = false;
         self.talkspurt = true;
+        self.idle = true;
         n
     }
 
@@ -198,6 +213,23 @@ mod tests {
             p.handle_timeout(t0 + ms(2000)),
             None,
             "empty queue sends nothing"
+        );
+    }
+
+    #[test]
+    fn a_new_talkspurt_starts_at_once() {
+        let t0 = Instant::now();
+        let mut p = Playout::new(t0, PlayoutConfig::default());
+        assert_eq!(p.handle_timeout(t0), None, "idle");
+        assert_eq!(p.poll_timeout(), t0 + ms(20));
+        p.push_now(t0 + ms(7), vec![1]);
+        assert_eq!(p.poll_timeout(), t0 + ms(7), "no wait for the old schedule");
+        assert_eq!(p.handle_timeout(t0 + ms(7)), Some(vec![1]));
+        p.push_now(t0 + ms(9), vec![2]);
+        assert_eq!(
+            p.poll_timeout(),
+            t0 + ms(27),
+            "mid-spurt frames keep the 20 ms pace"
         );
     }
 

@@ -67,6 +67,10 @@ pub struct MediaStats {
     pub echoed: u64,
     /// Packets dropped because the socket buffer was full.
     pub send_dropped: u64,
+    /// Times the 20 ms playout schedule restarted because the task woke up too late.
+    pub resyncs: u64,
+    /// Frames dropped because the playout queue was full.
+    pub playout_dropped: u64,
 }
 
 /// The media leg of one call. See the module doc.
@@ -202,7 +206,10 @@ impl MediaLeg {
         let mut s = self.stats.clone();
         let j = self.jitter.stats();
         s.lost += j.lost;
-        s.late += j.late;
+        s.late += j.late + j.overflow;
+        let p = self.playout.stats();
+        s.resyncs = p.resyncs;
+        s.playout_dropped = p.dropped;
         s.ignored += self.latch.ignored();
         s
     }
@@ -281,7 +288,11 @@ impl MediaLeg {
 
     /// Runs every 20 ms tick that is due: refills playout from the source, sends one frame.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let resyncs = self.playout.stats().resyncs;
         while self.playout.poll_timeout() <= now {
+            if self.playout.stats().resyncs != resyncs {
+                break;
+            }
             self.fill(now);
             let frame = self.playout.handle_timeout(now);
             let Some(frame) = frame else {
@@ -299,6 +310,11 @@ impl MediaLeg {
                 .build(&frame, self.frame_samples, marker, &mut pkt);
             self.stats.rtp_out += 1;
             self.transmit.push_back((pkt, to));
+        }
+        if self.playout.stats().resyncs != resyncs {
+            // We woke up too late to catch up: drop the caller's backlog rather than adding
+            // its length to the echo delay for the rest of the call.
+            self.jitter.trim(2);
         }
     }
 

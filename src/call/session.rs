@@ -643,6 +643,8 @@ impl Call {
             rtp_late = stats.late,
             rtp_ignored = stats.ignored,
             rtp_echoed = stats.echoed,
+            playout_resyncs = stats.resyncs,
+            playout_dropped = stats.playout_dropped,
             digits = %self.digits,
             model_appends = b.appends,
             model_audio_in_ms = b.audio_in_ms,

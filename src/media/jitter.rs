@@ -154,6 +154,17 @@ impl JitterBuffer {
         }
     }
 
+    /// Drops the oldest packets beyond `keep`, counting them late: after the driver fell behind,
+    /// playing the backlog would only add delay for the rest of the call.
+    pub fn trim(&mut self, keep: usize) {
+        while self.packets.len() > keep {
+            if let Some((seq, _)) = self.packets.pop_first() {
+                self.stats.late += 1;
+                self.next = Some(SeqNo(seq.0 + 1));
+            }
+        }
+    }
+
     /// Forgets everything buffered (new SSRC, hold).
     pub fn reset(&mut self) {
         self.packets.clear();
@@ -280,6 +291,19 @@ mod tests {
         assert_eq!(jb.pop(t0 + ms(80)), Some(Playout::Frame(vec![12])));
         let s = jb.stats();
         assert_eq!((s.duplicate, s.late, s.lost), (1, 1, 1));
+    }
+
+    #[test]
+    fn trim_drops_the_backlog_oldest_first() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        for s in 0..10 {
+            jb.push(t0, SeqNo(s), RtpTimestamp(0), vec![s as u8]);
+        }
+        jb.trim(2);
+        assert_eq!(jb.len(), 2);
+        assert_eq!(jb.stats().late, 8);
+        assert_eq!(jb.pop(t0 + ms(40)), Some(Playout::Frame(vec![8])));
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub struct PlayoutConfig {
     pub frame: Duration,
     /// Frames held at most; more drops the oldest (counted). 500 frames = 10 s.
     pub max_queue_frames: usize,
-    /// A wake-up later than this many frames resynchronises instead of bursting.
+    /// A wake-up later than this many frames (10 = 200 ms) resynchronises instead of sending
+    /// the missed frames back to back; a short burst is kinder to the caller than a gap.
     pub max_lateness_frames: u32,
 }
 
@@ -24,7 +25,7 @@ impl Default for PlayoutConfig {
         PlayoutConfig {
             frame: Duration::from_millis(20),
             max_queue_frames: 500,
-            max_lateness_frames: 3,
+            max_lateness_frames: 10,
         }
     }
 }

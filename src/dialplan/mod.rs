@@ -89,6 +89,7 @@ pub mod pattern;
 pub mod plan;
 mod problem;
 pub mod prompt;
+mod reload;
 pub mod router;
 mod schema;
 mod values;
@@ -103,6 +104,7 @@ pub use plan::{
     Tool, Transfer, TurnDetection, Webhook,
 };
 pub use problem::{CheckReport, LoadError, Problem};
+pub use reload::{spawn_reloader, ReloadHandle, ReloadStats};
 pub use router::{CallFacts, RouteDecision, Router};
 pub use schema::json_schema;
 pub use values::parse_duration;

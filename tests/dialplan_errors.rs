@@ -162,3 +162,87 @@ fn missing_files_and_empty_folders_are_problems() {
     );
     let _ = std::fs::remove_dir(&empty);
 }
+
+/// Write a WAV with `spec` and `samples` frames of silence.
+fn wav(path: &Path, spec: hound::WavSpec, samples: u32) {
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for _ in 0..samples * u32::from(spec.channels) {
+        match (spec.sample_format, spec.bits_per_sample) {
+            (hound::SampleFormat::Float, _) => w.write_sample(0.0f32),
+            (_, 8) => w.write_sample(0i8),
+            _ => w.write_sample(0i16),
+        }
+        .expect("write sample");
+    }
+    w.finalize().expect("finish wav");
+}
+
+#[test]
+fn prompts_are_checked_for_existence_and_format() {
+    let dir = std::env::temp_dir().join(format!("voxgate-prompts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("prompts")).expect("temp dir");
+    let spec = |channels, sample_rate, bits, format| hound::WavSpec {
+        channels,
+        sample_rate,
+        bits_per_sample: bits,
+        sample_format: format,
+    };
+    use hound::SampleFormat::{Float, Int};
+    wav(&dir.join("prompts/ok.wav"), spec(1, 8000, 16, Int), 800);
+    wav(&dir.join("prompts/cd.wav"), spec(2, 44100, 16, Int), 800);
+    wav(&dir.join("prompts/8bit.wav"), spec(1, 8000, 8, Int), 800);
+    wav(
+        &dir.join("prompts/float.wav"),
+        spec(1, 8000, 32, Float),
+        800,
+    );
+    wav(&dir.join("prompts/empty.wav"), spec(1, 8000, 16, Int), 0);
+    std::fs::write(dir.join("prompts/text.wav"), "not audio").expect("write");
+    let plan = "name: prompts\n\
+                match: { numbers: [\"700\"] }\n\
+                agent: { instructions: Hi. }\n\
+                keys:\n  \
+                  \"1\": { play: prompts/ok.wav, then: hangup }\n  \
+                  \"2\": { play: prompts/missing.wav, then: hangup }\n  \
+                  \"3\": { play: prompts/cd.wav, then: hangup }\n  \
+                  \"4\": { play: prompts/8bit.wav, then: hangup }\n  \
+                  \"5\": { play: prompts/float.wav, then: hangup }\n  \
+                  \"6\": { play: prompts/empty.wav, then: hangup }\n  \
+                  \"7\": { play: prompts/text.wav, then: hangup }\n";
+    let file = dir.join("prompts.yaml");
+    std::fs::write(&file, plan).expect("write plan");
+    let report = check_paths(std::slice::from_ref(&file));
+    let convert = "prompts must be mono 16-bit PCM at 8000 Hz (convert with: sox IN.wav -r 8000 \
+                   -c 1 -b 16 -e signed-integer OUT.wav)";
+    let f = file.display();
+    let want = [
+        format!(
+            "{f}:6:16: prompt 'prompts/missing.wav' not found (looked for {}); fix the path \
+             (relative paths start at the dialplan's folder) or generate the prompts with \
+             scripts/gen-prompts",
+            dir.join("prompts/missing.wav").display()
+        ),
+        format!("{f}:7:16: prompt 'prompts/cd.wav' is 44100 Hz, 2 channels, 16-bit PCM; {convert}"),
+        format!("{f}:8:16: prompt 'prompts/8bit.wav' is 8000 Hz, 1 channel, 8-bit PCM; {convert}"),
+        format!(
+            "{f}:9:16: prompt 'prompts/float.wav' is 8000 Hz, 1 channel, 32-bit float; {convert}"
+        ),
+        format!("{f}:10:16: prompt 'prompts/empty.wav' contains no audio"),
+    ];
+    let got: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(got[..want.len()], want[..]);
+    assert_eq!(got.len(), want.len() + 1, "{got:#?}");
+    assert!(got[want.len()].starts_with(&format!(
+        "{f}:11:16: prompt 'prompts/text.wav' is not a readable WAV file ("
+    )));
+    // The valid prompt resolves against the plan's folder, to an absolute path.
+    std::fs::write(&file, plan.lines().take(5).collect::<Vec<_>>().join("\n")).expect("write");
+    let set = voxgate::dialplan::DialplanSet::load(std::slice::from_ref(&file)).expect("loads");
+    let play = set.plans()[0].keys[&'1'].play.clone().expect("a prompt");
+    assert!(
+        play.is_absolute() && play.ends_with("prompts/ok.wav"),
+        "{play:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -80,7 +80,7 @@ struct HoursDoc {
     /// "08:00-18:00" or "08:00-12:00,13:00-17:00". "22:00-02:00" runs past midnight.
     /// Days not listed are closed.
     #[schemars(extend("propertyNames" = {
-        "pattern": "^(?i)(daily|(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\\s*-\\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?(\\s*,\\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\\s*-\\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?)*)$"
+        "pattern": "^(daily|(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\\s*-\\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?(\\s*,\\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*(\\s*-\\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*)?)*)$"
     }))]
     open: BTreeMap<String, TimeRanges>,
     /// Days closed all day: "2026-12-25" for one date, "12-25" for every year.
@@ -214,7 +214,7 @@ enum Priority {
 #[serde(deny_unknown_fields)]
 struct TransferDoc {
     /// SIP URI of the queue or person, e.g. sip:support-queue@pbx.example.com.
-    #[schemars(regex(pattern = r"^(?i)sips?:\S+$"))]
+    #[schemars(regex(pattern = r"^[sS][iI][pP][sS]?:\S+$"))]
     to: String,
     /// What the agent says before handing over.
     announcement: Option<String>,
@@ -284,7 +284,7 @@ struct ActionFull {
     /// What happens after the prompt.
     then: Then,
     /// With then: transfer, a SIP URI overriding the plan's transfer target.
-    #[schemars(regex(pattern = r"^(?i)sips?:\S+$"))]
+    #[schemars(regex(pattern = r"^[sS][iI][pP][sS]?:\S+$"))]
     to: Option<String>,
 }
 
@@ -429,6 +429,8 @@ mod tests {
     fn schema_has_no_null_and_requires_the_essentials() {
         let text = json_schema();
         assert!(!text.contains("\"null\""), "null alternatives remain");
+        // JSON Schema patterns are ECMA-262 regexes: no inline flags like (?i).
+        assert!(!text.contains("(?"), "non-ECMA regex syntax");
         let root = schema();
         assert_eq!(
             root["required"],

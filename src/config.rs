@@ -48,7 +48,7 @@ pub enum ConfigError {
 }
 
 /// The whole daemon configuration (see README "Configuration").
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// SIP signalling.
@@ -69,6 +69,22 @@ pub struct Config {
     pub http: HttpConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
+            media: MediaConfig::default(),
+            model: ModelConfig::default(),
+            agent: AgentConfig::default(),
+            database: DatabaseConfig::default(),
+            dialplans: PathBuf::from("dialplans"),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
 }
 
 /// SIP listener and admission settings.
@@ -611,6 +627,7 @@ mod tests {
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (20000, 30000));
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:9090");
         assert_eq!(c.database.url, "sqlite://voxgate.db");
+        assert_eq!(c.dialplans, PathBuf::from("dialplans"));
     }
 
     #[test]

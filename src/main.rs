@@ -35,12 +35,17 @@ enum Command {
         #[arg(long)]
         script: Option<PathBuf>,
     },
-    /// Validate the configuration and exit 1 with `file:line:col: message` on a problem.
+    /// Validate the configuration and the dialplans; exit 1 listing every problem as
+    /// `file:line:col: message`.
     Check {
-        /// Configuration file to validate.
+        /// Configuration file to validate (its `dialplans` folder is checked too).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Dialplan files or folders to check instead of the configured folder.
+        paths: Vec<PathBuf>,
     },
+    /// Print the JSON Schema of a dialplan file (for editors: see the README).
+    Schema,
 }
 
 fn main() -> ExitCode {
@@ -74,22 +79,13 @@ fn main() -> ExitCode {
             }
         }
         Command::SimModel { listen, script } => sim_model(listen, script),
-        Command::Check { config } => match Config::load(config.as_deref()) {
-            Ok(_) => {
-                println!(
-                    "ok: {} valid",
-                    config
-                        .as_deref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "built-in defaults and environment".into())
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::Check { config, paths } => check(config, paths),
+        Command::Schema => {
+            use std::io::Write;
+            // A closed pipe (`voxgate schema | head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{}", voxgate::dialplan::json_schema());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -132,5 +128,32 @@ fn sim_model(listen: std::net::SocketAddr, script: Option<PathBuf>) -> ExitCode 
             eprintln!("voxgate: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `voxgate check`: the config, then every dialplan; all problems, then one summary line.
+fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
+    let cfg = match Config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let paths = if paths.is_empty() {
+        vec![cfg.dialplans.clone()]
+    } else {
+        paths
+    };
+    let report = voxgate::dialplan::check_paths(&paths);
+    if report.is_ok() {
+        println!("{}", report.summary());
+        ExitCode::SUCCESS
+    } else {
+        eprint!("{report}");
+        if !report.to_string().ends_with('\n') {
+            eprintln!();
+        }
+        ExitCode::from(1)
     }
 }

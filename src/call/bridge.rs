@@ -49,6 +49,20 @@ pub struct AgentSettings {
     pub response_timeout: Duration,
     /// Barge-in confirmation settings.
     pub barge_in: BargeInConfig,
+    /// Turn detection as the dialplan asks (always with `interrupt_response: false`).
+    pub turn_detection: TurnDetection,
+}
+
+/// Server VAD with the defaults, never letting the server interrupt the agent itself.
+pub fn default_turn_detection() -> TurnDetection {
+    TurnDetection::ServerVad {
+        threshold: None,
+        prefix_padding_ms: None,
+        silence_duration_ms: None,
+        create_response: Some(true),
+        interrupt_response: Some(false),
+        idle_timeout_ms: None,
+    }
 }
 
 /// Outputs for the call layer.
@@ -225,14 +239,7 @@ impl ModelBridge {
                     format: Some(self.format),
                     transcription,
                     noise_reduction: None,
-                    turn_detection: Some(TurnDetection::ServerVad {
-                        threshold: None,
-                        prefix_padding_ms: None,
-                        silence_duration_ms: None,
-                        create_response: Some(true),
-                        interrupt_response: Some(false),
-                        idle_timeout_ms: None,
-                    }),
+                    turn_detection: Some(s.turn_detection.clone()),
                 }),
                 output: Some(AudioOutput {
                     format: Some(self.format),
@@ -546,6 +553,7 @@ mod tests {
             transcription_model: String::new(),
             response_timeout: Duration::from_secs(5),
             barge_in: BargeInConfig::default(),
+            turn_detection: default_turn_detection(),
         }
     }
 

@@ -4,5 +4,6 @@
 pub mod bridge;
 pub mod latency;
 pub mod media;
+pub mod plan;
 pub mod server;
 pub mod session;

@@ -24,6 +24,9 @@ use crate::sip::message::{self, add_header, base, response, stamp_via};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{self, Inbound, Peer, TransportHandle};
 
+use crate::dialplan::{spawn_reloader, CallFacts, DialplanSet, RouteDecision};
+
+use super::plan::CallPlan;
 use super::session::{self, CallContext, CallInput};
 
 /// Capacity of each call's inbound SIP channel; a full one drops (UDP retransmits).
@@ -31,8 +34,14 @@ const CALL_QUEUE: usize = 64;
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    // Refuse to start on a missing key before anything binds (one clear line, see main).
+    // Refuse to start on bad dialplans or a missing key before anything binds (one clear
+    // line each, see main).
+    let set = DialplanSet::load(std::slice::from_ref(&config.dialplans))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    info!(plans = set.len(), dir = %config.dialplans.display(), "dialplans loaded");
     let (model, _sim) = model_endpoint(&config).await?;
+    // Invalid edits are rejected and logged by the reloader; live calls keep their plan.
+    let (plans, _reloader) = spawn_reloader(config.dialplans.clone(), Arc::new(set));
     let udp = config.sip.transports.contains(&TransportName::Udp);
     let tcp = config.sip.transports.contains(&TransportName::Tcp);
     let (handle, inbound) = transport::start(config.sip.listen, udp, tcp)
@@ -50,6 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         model,
     )?);
     let mut router = Router {
+        plans,
         calls: HashMap::new(),
         transport: handle,
         ctx,
@@ -141,6 +151,8 @@ fn seed() -> u64 {
 }
 
 struct Router {
+    /// The current dialplans (replaced atomically by the reloader).
+    plans: tokio::sync::watch::Receiver<Arc<DialplanSet>>,
     /// Live calls by SIP Call-ID; entries leave when the call task reports it is done.
     calls: HashMap<String, mpsc::Sender<CallInput>>,
     transport: TransportHandle,
@@ -237,6 +249,7 @@ impl Router {
                         return;
                     }
                 };
+                let plan = self.plan_for(&uas);
                 let (tx, rx) = mpsc::channel(CALL_QUEUE);
                 self.calls.insert(b.call_id.clone(), tx);
                 session::spawn(
@@ -245,8 +258,27 @@ impl Router {
                     self.transport.clone(),
                     self.ctx.clone(),
                     done.clone(),
+                    plan,
                 );
             }
+        }
+    }
+
+    /// Routes the call through the current dialplans (404 when nothing claims it).
+    fn plan_for(&self, uas: &UasSession) -> CallPlan {
+        let inc = uas.incoming();
+        let set = self.plans.borrow().clone();
+        let facts = CallFacts {
+            callee: &inc.callee,
+            to_user: None,
+            caller: &inc.caller,
+            trunk: None,
+            now: chrono::Utc::now(),
+        };
+        match set.route(&facts) {
+            RouteDecision::Open(plan) => CallPlan::Open(plan),
+            RouteDecision::Closed { plan, action } => CallPlan::Closed { plan, action },
+            RouteDecision::NoMatch => CallPlan::Reject(404),
         }
     }
 

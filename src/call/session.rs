@@ -32,6 +32,7 @@ use crate::model::protocol::{ClientEvent, ServerEvent};
 use super::bridge::{AgentSettings, BridgeOutput, ModelBridge};
 use super::latency::CallLatency;
 use super::media::{MediaEvent, MediaLeg, MediaSource};
+use super::plan::{agent_for, CallPlan};
 
 /// Input delivered to a call task by the router.
 #[derive(Debug)]
@@ -92,6 +93,7 @@ impl CallContext {
             transcription_model: a.transcription_model.clone(),
             response_timeout: a.response_timeout.0,
             barge_in: crate::media::vad::BargeInConfig::default(),
+            turn_detection: super::bridge::default_turn_detection(),
         };
         Ok(CallContext {
             advertised,
@@ -126,12 +128,21 @@ pub fn spawn(
     transport: TransportHandle,
     ctx: Arc<CallContext>,
     done: mpsc::Sender<String>,
+    plan: CallPlan,
 ) {
     let sip_call_id = uas.incoming().sip_call_id.clone();
     let span = info_span!("call", sip_call_id = %sip_call_id);
     tokio::spawn(
         async move {
+            let agent = ctx.agent.clone();
+            let fallback = ctx.fallback.clone();
+            let max_call = ctx.media.max_call.0;
             let mut call = Call {
+                plan,
+                agent,
+                fallback,
+                max_call,
+                closed_prompt: None,
                 uas,
                 transport,
                 ctx,
@@ -162,6 +173,16 @@ pub fn spawn(
 }
 
 struct Call {
+    /// What the dialplan decided for this call.
+    plan: CallPlan,
+    /// The agent for this call (the plan's, rendered, over the config defaults).
+    agent: AgentSettings,
+    /// What the caller hears if the model fails.
+    fallback: Arc<Vec<i16>>,
+    /// Hang up after this long (0 = never).
+    max_call: Duration,
+    /// Closed hours: the prompt to play instead of the agent.
+    closed_prompt: Option<Arc<Vec<i16>>>,
     uas: UasSession,
     transport: TransportHandle,
     ctx: Arc<CallContext>,
@@ -200,9 +221,51 @@ impl Call {
         let now = Instant::now();
         let inc = self.uas.incoming().clone();
         info!(caller = %inc.caller, callee = %inc.callee, from = %inc.peer.addr, "incoming call");
-        self.uas.ring(now);
+        let mut use_model = self.ctx.model.is_some();
+        match self.plan.clone() {
+            CallPlan::Reject(code) => {
+                info!(code, "no dialplan for this call: rejecting");
+                self.uas.reject(now, code, None);
+                use_model = false;
+            }
+            CallPlan::Closed { plan, action } => {
+                info!(plan = %plan.name, "closed hours");
+                use_model = false;
+                self.end = Some("closed".into());
+                self.uas.ring(now);
+                self.flush_sip();
+                match action.play {
+                    Some(path) => self.closed_prompt = load_prompt(path).await,
+                    None => self.uas.reject(Instant::now(), 480, None),
+                }
+                if self.closed_prompt.is_none() && self.uas.ended().is_none() {
+                    self.uas.reject(Instant::now(), 480, None);
+                }
+            }
+            CallPlan::Open(plan) => {
+                info!(plan = %plan.name, "dialplan");
+                self.agent = agent_for(
+                    &self.ctx.agent,
+                    &plan,
+                    &inc.caller,
+                    &inc.callee,
+                    chrono::Utc::now(),
+                );
+                let plan_max = plan.limits.max_call;
+                if self.max_call.is_zero() || (!plan_max.is_zero() && plan_max < self.max_call) {
+                    self.max_call = plan_max;
+                }
+                self.uas.ring(now);
+                self.flush_sip();
+                if let Some(path) = plan.fallback.play.clone() {
+                    if let Some(pcm) = load_prompt(path).await {
+                        self.fallback = pcm;
+                    }
+                }
+            }
+        }
         self.flush_sip();
-        if let Some(endpoint) = self.ctx.model.clone() {
+        if let (true, Some(endpoint)) = (use_model, self.ctx.model.clone()) {
             // Open the model session in parallel with ringing: the caller must not wait for it.
             let (tx, rx) = oneshot::channel();
             let limit = self.ctx.connect_timeout;
@@ -215,7 +278,9 @@ impl Call {
             self.connecting = Some(rx);
         }
         // Answer at once, or after the configured ringing time (CANCEL may arrive meanwhile).
-        self.answer_at = Some(now + self.ctx.media.answer_delay.0);
+        if self.uas.ended().is_none() {
+            self.answer_at = Some(now + self.ctx.media.answer_delay.0);
+        }
 
         let mut buf = vec![0u8; 2048];
         loop {
@@ -310,8 +375,8 @@ impl Call {
             t = min_opt(t, m.poll_timeout());
             if self.answered.is_some() && self.uas.ended().is_none() {
                 t = min_opt(t, Some(m.last_rx() + self.ctx.rtp_timeout));
-                if !self.ctx.media.max_call.0.is_zero() {
-                    t = min_opt(t, Some(self.started + self.ctx.media.max_call.0));
+                if !self.max_call.is_zero() {
+                    t = min_opt(t, Some(self.started + self.max_call));
                 }
             }
         }
@@ -330,9 +395,7 @@ impl Call {
                     info!("no RTP for {:?}: hanging up", self.ctx.rtp_timeout);
                     self.end.get_or_insert_with(|| "rtp_timeout".into());
                     self.uas.hangup(now);
-                } else if !self.ctx.media.max_call.0.is_zero()
-                    && now >= self.started + self.ctx.media.max_call.0
-                {
+                } else if !self.max_call.is_zero() && now >= self.started + self.max_call {
                     info!("maximum call duration reached: hanging up");
                     self.end.get_or_insert_with(|| "max_duration".into());
                     self.uas.hangup(now);
@@ -359,12 +422,15 @@ impl Call {
             Ok(ans) => {
                 let n = &ans.negotiated;
                 info!(codec = ?n.codec, pt = n.payload_type, remote = ?n.remote, dtmf = ?n.telephone_event, "answering");
-                let source = match self.ctx.media.mode {
-                    crate::config::MediaMode::Model => MediaSource::Model,
-                    crate::config::MediaMode::Echo => MediaSource::Echo,
-                    crate::config::MediaMode::Prompt => match &self.ctx.prompt {
-                        Some(p) => MediaSource::Prompt(p.clone()),
-                        None => MediaSource::Echo,
+                let source = match (&self.closed_prompt, self.ctx.media.mode) {
+                    (Some(p), _) => MediaSource::Once(p.clone()),
+                    (None, mode) => match mode {
+                        crate::config::MediaMode::Model => MediaSource::Model,
+                        crate::config::MediaMode::Echo => MediaSource::Echo,
+                        crate::config::MediaMode::Prompt => match &self.ctx.prompt {
+                            Some(p) => MediaSource::Prompt(p.clone()),
+                            None => MediaSource::Echo,
+                        },
                     },
                 };
                 match MediaLeg::new(now, n, source, self.ctx.jitter, rand_seed(&lease)) {
@@ -372,9 +438,9 @@ impl Call {
                         let mut m = m;
                         if self.end.as_deref() == Some("model_failure") {
                             // The model failed while the phone rang: answer with the fallback.
-                            m.play_once(self.ctx.fallback.clone());
-                        } else if self.ctx.model.is_some() {
-                            match ModelBridge::new(self.ctx.agent.clone(), codec_kind(n.codec)) {
+                            m.play_once(self.fallback.clone());
+                        } else if self.ctx.model.is_some() && self.closed_prompt.is_none() {
+                            match ModelBridge::new(self.agent.clone(), codec_kind(n.codec)) {
                                 Ok(b) => self.bridge = Some(b),
                                 Err(e) => warn!("model bridge setup failed: {e}"),
                             }
@@ -515,8 +581,8 @@ impl Call {
                 }
             }
             MediaEvent::PromptDone => {
-                if self.end.as_deref() == Some("model_failure") {
-                    info!("fallback played: hanging up");
+                if matches!(self.end.as_deref(), Some("model_failure" | "closed")) {
+                    info!("prompt played: hanging up");
                     self.uas.hangup(Instant::now());
                 }
             }
@@ -617,7 +683,7 @@ impl Call {
         self.connecting = None;
         // Not answered yet: the answer plays the fallback (see setup_media).
         if let Some(m) = &mut self.media {
-            m.play_once(self.ctx.fallback.clone());
+            m.play_once(self.fallback.clone());
         }
     }
 
@@ -691,6 +757,23 @@ async fn bind_rtp(ctx: &CallContext) -> Option<(PortLease, UdpSocket)> {
 /// A percentile in µs for the summary line; -1 when there was no sample.
 fn pct(s: &super::latency::Samples, p: f64) -> i64 {
     s.percentile(p).map_or(-1, |v| v as i64)
+}
+
+/// Loads an 8 kHz prompt off the async threads; a bad file is logged and skipped (dialplans
+/// validate their prompts at load, so this only fails if a file changed since).
+async fn load_prompt(path: std::path::PathBuf) -> Option<Arc<Vec<i16>>> {
+    let shown = path.display().to_string();
+    match tokio::task::spawn_blocking(move || super::media::load_wav_8k(&path)).await {
+        Ok(Ok(pcm)) => Some(Arc::new(pcm)),
+        Ok(Err(e)) => {
+            warn!("prompt {shown}: {e:#}");
+            None
+        }
+        Err(e) => {
+            warn!("prompt {shown}: loader failed: {e}");
+            None
+        }
+    }
 }
 
 fn codec_kind(c: Codec) -> crate::media::codec::CodecKind {

@@ -60,12 +60,26 @@ impl Daemon {
     /// Like [`Daemon::start`] with extra environment variables.
     pub fn start_env(name: &str, yaml: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = scratch(name);
+        let plans = dir.join("dialplans");
+        std::fs::create_dir_all(&plans).expect("dialplans dir");
+        std::fs::write(
+            plans.join("default.yaml"),
+            "name: default\nmatch: { default: true }\nagent:\n  instructions: You answer test calls.\n  greeting: Hello.\n",
+        )
+        .expect("default dialplan");
+        Self::start_with_plans(name, dir, yaml, env)
+    }
+
+    /// Starts voxgate on an existing scratch dir whose `dialplans/` the test has written.
+    pub fn start_with_plans(name: &str, dir: PathBuf, yaml: &str, env: &[(&str, &str)]) -> Daemon {
+        let _ = name;
         let port = free_port();
         // A private, probably-free RTP range per daemon; bind failures fall through to the next port.
         let rtp_min = 20_000 + (u32::from(port) * 7 % 20_000) as u16 / 2 * 2;
         let config = format!(
-            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nmodel:\n  url: sim\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
-            rtp_min + 400
+            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nmodel:\n  url: sim\ndialplans: \"{}\"\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
+            rtp_min + 400,
+            dir.join("dialplans").display()
         );
         let cfg_path = dir.join("voxgate.yaml");
         std::fs::write(&cfg_path, config).expect("write config");
@@ -296,4 +310,39 @@ pub fn sim_script(name: &str, script: &str) -> String {
     let path = scratch(&format!("{name}-sim")).join("sim.yaml");
     std::fs::write(&path, script).expect("write sim script");
     path.display().to_string()
+}
+
+/// Sends one UDP request and collects responses until a final one (≥ 200) or `timeout`;
+/// returns the status codes in order.
+pub fn udp_request_codes(to: SocketAddr, msg: &[u8], timeout: Duration) -> Vec<u16> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    sock.send_to(msg, to).expect("send");
+    let deadline = Instant::now() + timeout;
+    let mut codes = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            if let Some(code) = status_of(&buf[..n]) {
+                codes.push(code);
+                if code >= 200 {
+                    break;
+                }
+            }
+        }
+    }
+    codes
+}
+
+/// A minimal INVITE with a PCMU offer to `user`.
+pub fn invite(user: &str, call_id: &str) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:{user}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{call_id};rport\r\n\
+         From: <sip:caller@127.0.0.1>;tag=c1\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:9>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
 }

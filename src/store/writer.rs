@@ -392,8 +392,10 @@ impl Writer {
             }
             Ok(Err(e)) if is_permanent(&e) => {
                 tracing::error!(error = %e, "store: database rejected a record; kept in rejected-*.jsonl");
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                let rejected = vec![(records[0].clone(), e.to_string())];
+                let rejected: Vec<_> = records.iter().map(|r| (r.clone(), e.to_string())).collect();
+                self.stats
+                    .rejected
+                    .fetch_add(rejected.len() as u64, Ordering::Relaxed);
                 let _ = self.spool.send(SpoolMsg::Reject(rejected));
                 Ok(())
             }

@@ -38,6 +38,7 @@ on_both_backends!(
     a_full_queue_spills_to_the_spool_and_loses_nothing,
     ticket_retries_with_the_same_key_make_one_ticket,
     list_calls_shows_newest_first_within_the_limit,
+    a_record_the_database_refuses_is_set_aside_not_retried_forever,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -553,4 +554,47 @@ async fn list_calls_shows_newest_first_within_the_limit(kind: Kind) {
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v.as_array().map(Vec::len), Some(5));
     assert_eq!(v[0]["sip_call_id"], "c4@pbx");
+}
+
+async fn a_record_the_database_refuses_is_set_aside_not_retried_forever(kind: Kind) {
+    let Some(tdb) = TestDb::new(kind).await else {
+        return;
+    };
+    let (h, join) = open(&tdb).await;
+    let id = CallId::new();
+    h.submit(started(id, "poison@pbx", "+15550100", 0, true))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Postgres refuses a NUL character in jsonb (SQLSTATE 22P05); SQLite stores it.
+    h.submit(event(
+        id,
+        0,
+        kind::ERROR,
+        json!({"message": "bad\u{0}byte"}),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    for seq in 1..20 {
+        h.submit(event(id, seq, kind::DTMF, json!({"digit": "1"})))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    wait_clean(&h, WAIT).await;
+    let db = h.db().clone();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM call_events WHERE kind = 'dtmf'").await,
+        19
+    );
+    if kind == Kind::Postgres {
+        assert_eq!(h.stats().rejected, 1);
+        let rejected: Vec<_> = std::fs::read_dir(tdb.spool_dir())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            rejected.iter().any(|n| n.starts_with("rejected-")),
+            "{rejected:?}"
+        );
+    }
+    close(h, join).await;
 }

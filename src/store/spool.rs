@@ -166,6 +166,8 @@ impl Spool {
                 .join(format!("spool-{hour}-{:06}.jsonl", self.next_n));
             self.next_n += 1;
             let file = OpenOptions::new().create(true).append(true).open(&path)?;
+            // Make the new name durable too, or a crash could lose the whole file.
+            File::open(&self.dir)?.sync_all()?;
             self.current = Some((hour, file));
         }
         let mut buf = Vec::with_capacity(records.len() * 256);

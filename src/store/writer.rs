@@ -335,7 +335,7 @@ impl Writer {
         if self.dirty.load(Ordering::SeqCst) && !self.degraded {
             self.replay().await;
         }
-        self.db.close().await;
+        // The pool is not closed here: a retention task or a reader may still hold a clone.
     }
 
     async fn flush_batch(&mut self, batch: &mut Vec<Record>) {

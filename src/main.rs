@@ -46,6 +46,26 @@ enum Command {
     },
     /// Print the JSON Schema of a dialplan file (for editors: see the README).
     Schema,
+    /// Apply the call-log database migrations (`serve` also applies them at start).
+    Migrate {
+        /// Configuration file (for `database.url`; `DATABASE_URL` overrides).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// List recent calls, or show one (by call id, SIP Call-ID or ticket reference).
+    Calls {
+        /// Configuration file (for `database.url`; `DATABASE_URL` overrides).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How many calls to list.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Show this call with its transcript, tool calls and tickets.
+        id: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +100,25 @@ fn main() -> ExitCode {
         }
         Command::SimModel { listen, script } => sim_model(listen, script),
         Command::Check { config, paths } => check(config, paths),
+        Command::Migrate { config } => store_command(config, |url| async move {
+            let v = voxgate::store::migrate(&url).await?;
+            println!("{url}: schema version {} (was {})", v.after, v.before);
+            Ok(())
+        }),
+        Command::Calls {
+            config,
+            limit,
+            json,
+            id,
+        } => store_command(config, move |url| async move {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            match id {
+                Some(id) => voxgate::store::show_call(&url, &id, json, &mut out).await?,
+                None => voxgate::store::list_calls(&url, limit, json, &mut out).await?,
+            }
+            Ok(())
+        }),
         Command::Schema => {
             use std::io::Write;
             // A closed pipe (`voxgate schema | head`) is not an error worth a panic.
@@ -155,5 +194,34 @@ fn check(config: Option<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
             eprintln!();
         }
         ExitCode::from(1)
+    }
+}
+
+/// Runs a call-log command against the configured database.
+fn store_command<F, Fut>(config: Option<PathBuf>, f: F) -> ExitCode
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let cfg = match Config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("voxgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("voxgate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(f(cfg.database.url)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("voxgate: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -25,6 +25,7 @@ use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{self, Inbound, Peer, TransportHandle};
 
 use crate::dialplan::{spawn_reloader, CallFacts, DialplanSet, RouteDecision};
+use crate::store::{Store, StoreConfig};
 
 use super::plan::CallPlan;
 use super::session::{self, CallContext, CallInput};
@@ -40,6 +41,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     info!(plans = set.len(), dir = %config.dialplans.display(), "dialplans loaded");
     let (model, _sim) = model_endpoint(&config).await?;
+    // The call log: migrated at start; if the database is down, records are spooled.
+    let (store, store_task) = Store::open(&StoreConfig::new(
+        config.database.url.clone(),
+        config.database.spool_dir.clone(),
+    ))
+    .await
+    .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.url))?;
     // Invalid edits are rejected and logged by the reloader; live calls keep their plan.
     let (plans, _reloader) = spawn_reloader(config.dialplans.clone(), Arc::new(set));
     let udp = config.sip.transports.contains(&TransportName::Udp);
@@ -57,6 +65,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         &config,
         advertised(&config, handle.local_addr()),
         model,
+        store,
     )?);
     let mut router = Router {
         plans,
@@ -66,7 +75,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config,
         seed: seed(),
     };
-    router.serve(inbound).await
+    let result = router.serve(inbound).await;
+    // Let the writer drain what the calls submitted (or spool it) before exiting.
+    drop(router);
+    if tokio::time::timeout(std::time::Duration::from_secs(5), store_task)
+        .await
+        .is_err()
+    {
+        warn!("the call log did not drain within 5 s; the rest is in the spool");
+    }
+    result
 }
 
 /// The model endpoint for model mode: `sim` starts the built-in simulator in-process (its

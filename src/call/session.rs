@@ -33,6 +33,7 @@ use super::bridge::{AgentSettings, BridgeOutput, ModelBridge};
 use super::latency::CallLatency;
 use super::media::{MediaEvent, MediaLeg, MediaSource};
 use super::plan::{agent_for, CallPlan};
+use crate::store::{kind, CallId, Record, StoreHandle};
 
 /// Input delivered to a call task by the router.
 #[derive(Debug)]
@@ -67,6 +68,10 @@ pub struct CallContext {
     pub agent: AgentSettings,
     /// What the caller hears when the model fails (8 kHz PCM).
     pub fallback: Arc<Vec<i16>>,
+    /// The configured model name, for the call record.
+    pub model_name: String,
+    /// The call log (submits never block).
+    pub store: StoreHandle,
 }
 
 impl CallContext {
@@ -75,6 +80,7 @@ impl CallContext {
         config: &Config,
         advertised: SocketAddr,
         model: Option<ModelEndpoint>,
+        store: StoreHandle,
     ) -> anyhow::Result<CallContext> {
         let prompt = match &config.media.prompt {
             Some(path) => Some(Arc::new(super::media::load_wav_8k(path)?)),
@@ -117,6 +123,8 @@ impl CallContext {
             connect_timeout: config.model.connect_timeout.0,
             agent,
             fallback: Arc::new(fallback),
+            model_name: config.model.name.clone(),
+            store,
         })
     }
 }
@@ -131,13 +139,19 @@ pub fn spawn(
     plan: CallPlan,
 ) {
     let sip_call_id = uas.incoming().sip_call_id.clone();
-    let span = info_span!("call", sip_call_id = %sip_call_id);
+    let id = CallId::new();
+    let span = info_span!("call", sip_call_id = %sip_call_id, call_id = %id.0);
     tokio::spawn(
         async move {
             let agent = ctx.agent.clone();
             let fallback = ctx.fallback.clone();
             let max_call = ctx.media.max_call.0;
             let mut call = Call {
+                id,
+                started_utc: chrono::Utc::now(),
+                seq: 0,
+                recorded_start: false,
+                plan_name: String::new(),
                 plan,
                 agent,
                 fallback,
@@ -173,6 +187,16 @@ pub fn spawn(
 }
 
 struct Call {
+    /// Our id for the call record (not the SIP Call-ID).
+    id: CallId,
+    /// When the INVITE arrived, wall clock, for the record.
+    started_utc: chrono::DateTime<chrono::Utc>,
+    /// Next call-event sequence number (the idempotency key with `id`).
+    seq: u32,
+    /// `CallStarted` was submitted.
+    recorded_start: bool,
+    /// The dialplan that took the call.
+    plan_name: String,
     /// What the dialplan decided for this call.
     plan: CallPlan,
     /// The agent for this call (the plan's, rendered, over the config defaults).
@@ -230,6 +254,7 @@ impl Call {
             }
             CallPlan::Closed { plan, action } => {
                 info!(plan = %plan.name, "closed hours");
+                self.plan_name = plan.name.clone();
                 use_model = false;
                 self.end = Some("closed".into());
                 self.uas.ring(now);
@@ -244,6 +269,7 @@ impl Call {
             }
             CallPlan::Open(plan) => {
                 info!(plan = %plan.name, "dialplan");
+                self.plan_name = plan.name.clone();
                 self.agent = agent_for(
                     &self.ctx.agent,
                     &plan,
@@ -449,6 +475,11 @@ impl Call {
                         self.socket = Some(Arc::new(socket));
                         self.lease = Some(lease);
                         self.answered = Some(now);
+                        self.record_start(&format!("{:?}", n.codec).to_uppercase());
+                        self.submit(Record::CallAnswered {
+                            id: self.id,
+                            at: chrono::Utc::now(),
+                        });
                         self.uas.answer(now, ans.sdp);
                     }
                     Err(e) => {
@@ -574,6 +605,7 @@ impl Call {
             MediaEvent::Digit(d) => {
                 info!(digit = %d, "DTMF");
                 self.digits.push(d);
+                self.event(kind::DTMF, serde_json::json!({ "digit": d.to_string() }));
             }
             MediaEvent::CallerAudio(frame) => {
                 if let Some(b) = &mut self.bridge {
@@ -625,6 +657,7 @@ impl Call {
         };
         let mut appended = 0;
         let mut failed = None;
+        let mut transcripts = Vec::new();
         while let Some(out) = bridge.poll_output() {
             match out {
                 BridgeOutput::Model(ev) => {
@@ -661,14 +694,62 @@ impl Call {
                 }
                 BridgeOutput::Transcript { role, text } => {
                     info!(event = "transcript", role, text = %text, "transcript");
+                    transcripts.push((role, text));
                 }
                 BridgeOutput::Failed(reason) => failed = Some(reason),
             }
+        }
+        for (role, text) in transcripts {
+            self.event(
+                kind::TRANSCRIPT,
+                serde_json::json!({ "role": role, "text": text }),
+            );
         }
         if let Some(reason) = failed {
             self.model_failure(&reason);
         }
         appended
+    }
+
+    /// Submits a record to the call log; never blocks (a full queue spools).
+    fn submit(&self, record: Record) {
+        if let Err(e) = self.ctx.store.submit(record) {
+            warn!("call log: {e}");
+        }
+    }
+
+    /// Submits `CallStarted` once, with the codec if known.
+    fn record_start(&mut self, codec: &str) {
+        if self.recorded_start {
+            return;
+        }
+        self.recorded_start = true;
+        let inc = self.uas.incoming();
+        self.submit(Record::CallStarted {
+            id: self.id,
+            sip_call_id: inc.sip_call_id.clone(),
+            caller: inc.caller.clone(),
+            callee: inc.callee.clone(),
+            dialplan: self.plan_name.clone(),
+            started_at: self.started_utc,
+            codec: codec.to_string(),
+            model: self.agent.model.clone(),
+            store_transcripts: true,
+        });
+    }
+
+    /// Submits one call event (transcript, DTMF, error…).
+    fn event(&mut self, kind: &str, data: serde_json::Value) {
+        self.record_start("");
+        let seq = self.seq;
+        self.seq += 1;
+        self.submit(Record::CallEvent {
+            call_id: self.id,
+            seq,
+            at: chrono::Utc::now(),
+            kind: kind.to_string(),
+            data,
+        });
     }
 
     /// The model is gone: the caller hears the fallback, then we hang up.
@@ -678,6 +759,7 @@ impl Call {
         }
         warn!(reason, "model failure: playing the fallback");
         self.end = Some("model_failure".into());
+        self.event(kind::ERROR, serde_json::json!({ "model_failure": reason }));
         self.model_tx = None;
         self.model_rx = None;
         self.connecting = None;
@@ -731,6 +813,22 @@ impl Call {
             lat_barge_in_p99_us = pct(&self.latency.barge_in, 99.0),
             "call ended"
         );
+        self.record_start("");
+        let hangup_by = match cause {
+            EndCause::RemoteBye | EndCause::Cancelled => Some("caller"),
+            EndCause::LocalBye | EndCause::NoAck | EndCause::Rejected(_) => Some("voxgate"),
+        };
+        self.submit(Record::CallEnded {
+            id: self.id,
+            ended_at: chrono::Utc::now(),
+            end_reason: reason.clone(),
+            hangup_by: hangup_by.map(str::to_string),
+            transfer_target: None,
+            usage: serde_json::json!({
+                "input_tokens": b.input_tokens,
+                "output_tokens": b.output_tokens,
+            }),
+        });
         self.bridge = None;
         self.model_tx = None;
         self.model_rx = None;

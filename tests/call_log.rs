@@ -1,0 +1,91 @@
+//! Every call on record: a real SIPp call through the model is written to the embedded SQLite
+//! call log, and `voxgate calls` lists it and shows its transcript.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{sim_script, sipp, speech_pcap, Daemon, Seg};
+
+fn calls(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .arg("calls")
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", "sqlite://voxgate.db")
+        .output()
+        .expect("run voxgate calls");
+    assert!(
+        out.status.success(),
+        "voxgate calls failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_model_call_is_logged_with_its_transcript() {
+    let script = sim_script(
+        "call-log",
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - reply: \"Let me look.\"\n    transcript: \"where is my order\"\n",
+    );
+    let d = Daemon::start_env(
+        "call-log",
+        "",
+        &[("VOXGATE_MODEL_SIM_SCRIPT", script.as_str())],
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1500), Seg::Talk(1000), Seg::Quiet(2500)],
+    );
+    let run = sipp(
+        "uac_basic.xml",
+        d.addr,
+        "u1",
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-key",
+            "hold_ms",
+            "5000",
+        ],
+    );
+    assert!(run.status.success(), "sipp: {}", run.stderr);
+    let end = &d.call_ends(1)[0];
+    let sip_call_id = end["span"]["sip_call_id"]
+        .as_str()
+        .expect("span")
+        .to_string();
+    // The writer batches off the call path; wait (bounded) for the row and the transcript.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (list, detail) = loop {
+        let list = calls(&d.dir, &["--json"]);
+        let detail = calls(&d.dir, &["--json", &sip_call_id]);
+        if list.contains("caller_hangup") && detail.contains("where is my order") {
+            break (list, detail);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "call not logged: {list}\n{detail}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let rows: serde_json::Value = serde_json::from_str(&list).expect("json list");
+    assert_eq!(rows.as_array().map(|a| a.len()), Some(1), "{list}");
+    assert!(
+        detail.contains("Let me look."),
+        "agent transcript: {detail}"
+    );
+    assert!(
+        detail.contains("\"dialplan\":\"default\"") || detail.contains("default"),
+        "{detail}"
+    );
+    // The human-readable view prints the transcript as a conversation.
+    let text = calls(&d.dir, &[&sip_call_id]);
+    assert!(text.contains("caller: where is my order"), "{text}");
+}

@@ -271,6 +271,9 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Where records wait while the database is unreachable.
     pub spool_dir: PathBuf,
+    /// Delete call events (transcripts, tool calls) older than this many days; 0 keeps them.
+    /// Call rows stay as the audit trail.
+    pub retention_days: u32,
 }
 
 impl Default for DatabaseConfig {
@@ -278,6 +281,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://voxgate.db".into(),
             spool_dir: "spool".into(),
+            retention_days: 0,
         }
     }
 }

@@ -89,3 +89,73 @@ fn a_model_call_is_logged_with_its_transcript() {
     let text = calls(&d.dir, &[&sip_call_id]);
     assert!(text.contains("caller: where is my order"), "{text}");
 }
+
+#[test]
+fn a_line_that_keeps_no_transcripts_keeps_none() {
+    let script = sim_script(
+        "call-log-private",
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - reply: \"Let me look.\"\n    transcript: \"my card number is secret\"\n",
+    );
+    let dir = common::scratch("call-log-private");
+    std::fs::create_dir_all(dir.join("dialplans")).expect("dir");
+    std::fs::write(
+        dir.join("dialplans/private.yaml"),
+        "name: private\nmatch: { default: true }\nprivacy: { store_transcripts: false }\nagent:\n  instructions: Help.\n",
+    )
+    .expect("plan");
+    let d = Daemon::start_with_plans(
+        "call-log-private",
+        dir,
+        "",
+        &[("VOXGATE_MODEL_SIM_SCRIPT", script.as_str())],
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1500), Seg::Talk(1000), Seg::Quiet(2500)],
+    );
+    let run = sipp(
+        "uac_basic.xml",
+        d.addr,
+        "u1",
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-key",
+            "hold_ms",
+            "5000",
+        ],
+    );
+    assert!(run.status.success(), "sipp: {}", run.stderr);
+    let end = &d.call_ends(1)[0];
+    assert!(
+        end["model_commits"].as_u64().unwrap_or(0) >= 1,
+        "a turn happened: {end}"
+    );
+    let sip_call_id = end["span"]["sip_call_id"]
+        .as_str()
+        .expect("span")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let detail = loop {
+        let detail = calls(&d.dir, &["--json", &sip_call_id]);
+        if detail.contains("caller_hangup") {
+            break detail;
+        }
+        assert!(Instant::now() < deadline, "call not logged: {detail}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!detail.contains("secret"), "transcript stored: {detail}");
+    assert!(
+        !detail.contains("\"transcript\""),
+        "transcript event stored: {detail}"
+    );
+    let logs = std::fs::read_to_string(d.dir.join("voxgate.log")).expect("log");
+    assert!(
+        !logs.contains("my card number is secret"),
+        "transcript in the logs"
+    );
+}

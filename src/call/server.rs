@@ -25,7 +25,7 @@ use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{self, Inbound, Peer, TransportHandle};
 
 use crate::dialplan::{spawn_reloader, CallFacts, DialplanSet, RouteDecision};
-use crate::store::{Store, StoreConfig};
+use crate::store::{spawn_retention, Store, StoreConfig};
 
 use super::plan::CallPlan;
 use super::session::{self, CallContext, CallInput};
@@ -48,6 +48,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ))
     .await
     .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.url))?;
+    let _retention = (config.database.retention_days > 0).then(|| {
+        info!(
+            days = config.database.retention_days,
+            "call-event retention on"
+        );
+        spawn_retention(
+            &store,
+            config.database.retention_days,
+            std::time::Duration::from_secs(3600),
+        )
+    });
     // Invalid edits are rejected and logged by the reloader; live calls keep their plan.
     let (plans, _reloader) = spawn_reloader(config.dialplans.clone(), Arc::new(set));
     let udp = config.sip.transports.contains(&TransportName::Udp);

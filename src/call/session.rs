@@ -692,14 +692,18 @@ impl Call {
                     info!(heard_ms = heard, "barge-in: agent stopped");
                     bridge.truncate(heard);
                 }
-                BridgeOutput::Transcript { role, text } => {
-                    info!(event = "transcript", role, text = %text, "transcript");
-                    transcripts.push((role, text));
-                }
+                BridgeOutput::Transcript { role, text } => transcripts.push((role, text)),
                 BridgeOutput::Failed(reason) => failed = Some(reason),
             }
         }
+        let keep = self.store_transcripts();
         for (role, text) in transcripts {
+            if !keep {
+                // The line's privacy switch: neither the call log nor the logs keep the words.
+                info!(event = "transcript", role, "transcript (not stored)");
+                continue;
+            }
+            info!(event = "transcript", role, text = %text, "transcript");
             self.event(
                 kind::TRANSCRIPT,
                 serde_json::json!({ "role": role, "text": text }),
@@ -734,8 +738,16 @@ impl Call {
             started_at: self.started_utc,
             codec: codec.to_string(),
             model: self.agent.model.clone(),
-            store_transcripts: true,
+            store_transcripts: self.store_transcripts(),
         });
+    }
+
+    /// The plan's privacy switch: may transcripts be kept (call log and logs)?
+    fn store_transcripts(&self) -> bool {
+        match &self.plan {
+            CallPlan::Open(p) | CallPlan::Closed { plan: p, .. } => p.privacy.store_transcripts,
+            CallPlan::Reject(_) => true,
+        }
     }
 
     /// Submits one call event (transcript, DTMF, error…).

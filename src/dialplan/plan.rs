@@ -44,6 +44,23 @@ pub struct Dialplan {
     pub limits: Limits,
     /// What happens when the model cannot be reached or fails mid-call (audible without it).
     pub fallback: Action,
+    /// What the call log may keep.
+    pub privacy: Privacy,
+}
+
+/// What the call log may keep of this line's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Privacy {
+    /// Store caller and agent transcripts (default true); false keeps only the call record.
+    pub store_transcripts: bool,
+}
+
+impl Default for Privacy {
+    fn default() -> Self {
+        Privacy {
+            store_transcripts: true,
+        }
+    }
 }
 
 /// Which calls a plan answers. Numbers are stored normalised (see [`super::pattern`]).

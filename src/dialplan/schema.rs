@@ -47,6 +47,16 @@ struct DialplanDoc {
     limits: Option<LimitsDoc>,
     /// What callers get when the voice agent is unavailable (default: hang up).
     fallback: Option<ActionDoc>,
+    /// What the call log may keep of this line's calls.
+    privacy: Option<PrivacyDoc>,
+}
+
+/// What the call log may keep.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PrivacyDoc {
+    /// Store caller and agent transcripts (default true).
+    store_transcripts: Option<bool>,
 }
 
 /// Which calls this plan answers. Spaces, '-', '+' and sip:/tel: prefixes are ignored.
@@ -417,6 +427,7 @@ mod tests {
                 parse::WEBHOOK,
             ),
             (prop(&root, "limits"), parse::LIMITS),
+            (prop(&root, "privacy"), parse::PRIVACY),
             (prop(&root, "fallback"), parse::ACTION),
             (prop(&prop(&root, "hours"), "when_closed"), parse::ACTION),
         ];

@@ -31,6 +31,7 @@ pub(crate) const TOP: &[&str] = &[
     "keys",
     "limits",
     "fallback",
+    "privacy",
 ];
 /// Keys of `match`.
 pub(crate) const MATCH: &[&str] = &[
@@ -71,6 +72,8 @@ pub(crate) const WEBHOOK: &[&str] = &[
 ];
 /// Keys of `limits`.
 pub(crate) const LIMITS: &[&str] = &["max_call", "silence", "max_tool_calls"];
+/// Keys of `privacy`.
+pub(crate) const PRIVACY: &[&str] = &["store_transcripts"];
 /// Keys of an action (`when_closed`, `fallback`, a DTMF key).
 pub(crate) const ACTION: &[&str] = &["play", "then", "to"];
 
@@ -188,6 +191,10 @@ pub(crate) fn parse_plan(ctx: &mut Ctx<'_>, root: &Node) -> Parsed {
         .get("limits")
         .and_then(|n| limits(ctx, n, top.key_pos("limits")))
         .unwrap_or_default();
+    let privacy = top
+        .get("privacy")
+        .and_then(|n| privacy(ctx, n, top.key_pos("privacy")))
+        .unwrap_or_default();
     let fallback = match top.get("fallback") {
         Some(n) => action(ctx, n, "fallback", transfer.as_ref()),
         None => Some(Action {
@@ -212,9 +219,23 @@ pub(crate) fn parse_plan(ctx: &mut Ctx<'_>, root: &Node) -> Parsed {
             keys,
             limits,
             fallback,
+            privacy,
         });
     }
     out
+}
+
+/// `privacy: { store_transcripts: false }`: what the call log may keep of this line's calls.
+fn privacy(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<Privacy> {
+    let f = ctx.map(node, at, "privacy", PRIVACY)?;
+    let mut p = Privacy::default();
+    if let Some(b) = f
+        .get("store_transcripts")
+        .and_then(|n| ctx.boolean(n, "privacy.store_transcripts"))
+    {
+        p.store_transcripts = b;
+    }
+    Some(p)
 }
 
 fn matching(

@@ -27,13 +27,22 @@ use crate::model::client::{
     self as model_client, ModelEndpoint, ModelInput, ModelSender, ModelSession,
 };
 
-use crate::model::protocol::{ClientEvent, ServerEvent};
+use crate::model::protocol::ServerEvent;
 
-use super::bridge::{AgentSettings, BridgeOutput, ModelBridge};
+use super::bridge::{AgentSettings, ModelBridge};
 use super::latency::CallLatency;
 use super::media::{MediaEvent, MediaLeg, MediaSource};
 use super::plan::{agent_for, CallPlan};
+
+mod io;
+mod model;
+mod record;
+
 use crate::store::{kind, CallId, Record, StoreHandle};
+use io::{
+    bind_rtp, codec_kind, load_prompt, min_opt, pct, rand_seed, recv_connect, recv_model, recv_rtp,
+    sleep_until,
+};
 
 /// Input delivered to a call task by the router.
 #[derive(Debug)]
@@ -621,166 +630,6 @@ impl Call {
         }
     }
 
-    /// The model handshake finished.
-    fn on_connected(&mut self, res: Option<Result<ModelSession, model_client::ModelError>>) {
-        match res {
-            Some(Ok(session)) => {
-                info!("model session open");
-                let (tx, rx) = session.into_parts();
-                self.model_tx = Some(tx);
-                self.model_rx = Some(rx);
-            }
-            Some(Err(e)) => {
-                warn!("model connection failed: {e}");
-                self.model_failure(&format!("model connection failed: {e}"));
-            }
-            None => self.model_failure("model connection task ended"),
-        }
-    }
-
-    /// Sends `session.update` and the greeting once both the session and the answer exist.
-    fn start_bridge(&mut self) {
-        if self.bridge_started || self.model_tx.is_none() || self.uas.ended().is_some() {
-            return;
-        }
-        if let Some(b) = &mut self.bridge {
-            b.start(Instant::now());
-            self.bridge_started = true;
-        }
-    }
-
-    /// Moves the bridge's outputs to the model, the playout and the log; returns how many
-    /// caller-audio appends were handed to the model connection.
-    fn flush_bridge(&mut self) -> usize {
-        let Some(bridge) = &mut self.bridge else {
-            return 0;
-        };
-        let mut appended = 0;
-        let mut failed = None;
-        let mut transcripts = Vec::new();
-        while let Some(out) = bridge.poll_output() {
-            match out {
-                BridgeOutput::Model(ev) => {
-                    if matches!(*ev, ClientEvent::InputAudioBufferAppend { .. }) {
-                        appended += 1;
-                    }
-                    if let Some(tx) = &self.model_tx {
-                        if let Err(e) = tx.send(*ev) {
-                            debug!("model send failed: {e}");
-                        }
-                    }
-                }
-                BridgeOutput::Play(frame) => {
-                    if let Some(m) = &mut self.media {
-                        // The first frame of a response after silence: time it to the wire.
-                        if !m.is_playing() && self.delta_at.is_none() {
-                            self.delta_at = self.model_rx_at.take();
-                        }
-                        m.push_agent_frame(Instant::now(), frame);
-                    }
-                }
-                BridgeOutput::ResponseStart => {
-                    if let Some(m) = &mut self.media {
-                        m.response_start();
-                    }
-                }
-                BridgeOutput::BargeIn => {
-                    let heard = self.media.as_mut().map(|m| m.barge_in()).unwrap_or(0);
-                    if let Some(t) = self.speech_at.take() {
-                        self.latency.barge_in.record(t.elapsed());
-                    }
-                    info!(heard_ms = heard, "barge-in: agent stopped");
-                    bridge.truncate(heard);
-                }
-                BridgeOutput::Transcript { role, text } => transcripts.push((role, text)),
-                BridgeOutput::Failed(reason) => failed = Some(reason),
-            }
-        }
-        let keep = self.store_transcripts();
-        for (role, text) in transcripts {
-            if !keep {
-                // The line's privacy switch: neither the call log nor the logs keep the words.
-                info!(event = "transcript", role, "transcript (not stored)");
-                continue;
-            }
-            info!(event = "transcript", role, text = %text, "transcript");
-            self.event(
-                kind::TRANSCRIPT,
-                serde_json::json!({ "role": role, "text": text }),
-            );
-        }
-        if let Some(reason) = failed {
-            self.model_failure(&reason);
-        }
-        appended
-    }
-
-    /// Submits a record to the call log; never blocks (a full queue spools).
-    fn submit(&self, record: Record) {
-        if let Err(e) = self.ctx.store.submit(record) {
-            warn!("call log: {e}");
-        }
-    }
-
-    /// Submits `CallStarted` once, with the codec if known.
-    fn record_start(&mut self, codec: &str) {
-        if self.recorded_start {
-            return;
-        }
-        self.recorded_start = true;
-        let inc = self.uas.incoming();
-        self.submit(Record::CallStarted {
-            id: self.id,
-            sip_call_id: inc.sip_call_id.clone(),
-            caller: inc.caller.clone(),
-            callee: inc.callee.clone(),
-            dialplan: self.plan_name.clone(),
-            started_at: self.started_utc,
-            codec: codec.to_string(),
-            model: self.agent.model.clone(),
-            store_transcripts: self.store_transcripts(),
-        });
-    }
-
-    /// The plan's privacy switch: may transcripts be kept (call log and logs)?
-    fn store_transcripts(&self) -> bool {
-        match &self.plan {
-            CallPlan::Open(p) | CallPlan::Closed { plan: p, .. } => p.privacy.store_transcripts,
-            CallPlan::Reject(_) => true,
-        }
-    }
-
-    /// Submits one call event (transcript, DTMF, error…).
-    fn event(&mut self, kind: &str, data: serde_json::Value) {
-        self.record_start("");
-        let seq = self.seq;
-        self.seq += 1;
-        self.submit(Record::CallEvent {
-            call_id: self.id,
-            seq,
-            at: chrono::Utc::now(),
-            kind: kind.to_string(),
-            data,
-        });
-    }
-
-    /// The model is gone: the caller hears the fallback, then we hang up.
-    fn model_failure(&mut self, reason: &str) {
-        if self.end.is_some() {
-            return;
-        }
-        warn!(reason, "model failure: playing the fallback");
-        self.end = Some("model_failure".into());
-        self.event(kind::ERROR, serde_json::json!({ "model_failure": reason }));
-        self.model_tx = None;
-        self.model_rx = None;
-        self.connecting = None;
-        // Not answered yet: the answer plays the fallback (see setup_media).
-        if let Some(m) = &mut self.media {
-            m.play_once(self.fallback.clone());
-        }
-    }
-
     /// Logs the call summary and releases the media (port back to the pool).
     fn finish(&mut self, cause: EndCause) {
         let reason = self.end.clone().unwrap_or_else(|| match cause {
@@ -848,98 +697,5 @@ impl Call {
         self.media = None;
         self.socket = None;
         self.lease = None;
-    }
-}
-
-/// Binds an RTP socket on a leased port; a port may be taken by another process, so a few
-/// leases are tried before giving up.
-async fn bind_rtp(ctx: &CallContext) -> Option<(PortLease, UdpSocket)> {
-    for _ in 0..16 {
-        let lease = ctx.ports.allocate()?;
-        match UdpSocket::bind(SocketAddr::new(ctx.rtp_bind, lease.port())).await {
-            Ok(s) => return Some((lease, s)),
-            Err(e) => debug!(port = lease.port(), "RTP bind failed: {e}"),
-        }
-    }
-    None
-}
-
-/// A percentile in µs for the summary line; -1 when there was no sample.
-fn pct(s: &super::latency::Samples, p: f64) -> i64 {
-    s.percentile(p).map_or(-1, |v| v as i64)
-}
-
-/// Loads an 8 kHz prompt off the async threads; a bad file is logged and skipped (dialplans
-/// validate their prompts at load, so this only fails if a file changed since).
-async fn load_prompt(path: std::path::PathBuf) -> Option<Arc<Vec<i16>>> {
-    let shown = path.display().to_string();
-    match tokio::task::spawn_blocking(move || super::media::load_wav_8k(&path)).await {
-        Ok(Ok(pcm)) => Some(Arc::new(pcm)),
-        Ok(Err(e)) => {
-            warn!("prompt {shown}: {e:#}");
-            None
-        }
-        Err(e) => {
-            warn!("prompt {shown}: loader failed: {e}");
-            None
-        }
-    }
-}
-
-fn codec_kind(c: Codec) -> crate::media::codec::CodecKind {
-    use crate::media::codec::CodecKind;
-    match c {
-        Codec::Pcmu => CodecKind::Pcmu,
-        Codec::Pcma => CodecKind::Pcma,
-        Codec::Opus => CodecKind::Opus,
-    }
-}
-
-async fn recv_connect(
-    rx: &mut Option<oneshot::Receiver<Result<ModelSession, model_client::ModelError>>>,
-) -> Option<Result<ModelSession, model_client::ModelError>> {
-    match rx {
-        Some(r) => r.await.ok(),
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_model(rx: &mut Option<mpsc::Receiver<ModelInput>>) -> Option<ModelInput> {
-    match rx {
-        Some(r) => r.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
-    }
-}
-
-fn rand_seed(lease: &PortLease) -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (u64::from(lease.port()) << 48)
-}
-
-async fn recv_rtp(
-    socket: Option<&UdpSocket>,
-    buf: &mut [u8],
-) -> std::io::Result<(usize, SocketAddr)> {
-    match socket {
-        Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-        None => std::future::pending().await,
     }
 }

@@ -1,0 +1,127 @@
+//! The call's link to the model: the handshake result, starting the bridge once both the
+//! session and the answer exist, moving the bridge's outputs to the model, the playout and the
+//! log, and the fallback when the model fails.
+
+use std::time::Instant;
+
+use tracing::{debug, info, warn};
+
+use crate::model::client::{self as model_client, ModelSession};
+use crate::model::protocol::ClientEvent;
+use crate::store::kind;
+
+use super::super::bridge::BridgeOutput;
+use super::Call;
+
+impl Call {
+    /// The model handshake finished.
+    pub(super) fn on_connected(
+        &mut self,
+        res: Option<Result<ModelSession, model_client::ModelError>>,
+    ) {
+        match res {
+            Some(Ok(session)) => {
+                info!("model session open");
+                let (tx, rx) = session.into_parts();
+                self.model_tx = Some(tx);
+                self.model_rx = Some(rx);
+            }
+            Some(Err(e)) => {
+                warn!("model connection failed: {e}");
+                self.model_failure(&format!("model connection failed: {e}"));
+            }
+            None => self.model_failure("model connection task ended"),
+        }
+    }
+    /// Sends `session.update` and the greeting once both the session and the answer exist.
+    pub(super) fn start_bridge(&mut self) {
+        if self.bridge_started || self.model_tx.is_none() || self.uas.ended().is_some() {
+            return;
+        }
+        if let Some(b) = &mut self.bridge {
+            b.start(Instant::now());
+            self.bridge_started = true;
+        }
+    }
+    /// Moves the bridge's outputs to the model, the playout and the log; returns how many
+    /// caller-audio appends were handed to the model connection.
+    pub(super) fn flush_bridge(&mut self) -> usize {
+        let Some(bridge) = &mut self.bridge else {
+            return 0;
+        };
+        let mut appended = 0;
+        let mut failed = None;
+        let mut transcripts = Vec::new();
+        while let Some(out) = bridge.poll_output() {
+            match out {
+                BridgeOutput::Model(ev) => {
+                    if matches!(*ev, ClientEvent::InputAudioBufferAppend { .. }) {
+                        appended += 1;
+                    }
+                    if let Some(tx) = &self.model_tx {
+                        if let Err(e) = tx.send(*ev) {
+                            debug!("model send failed: {e}");
+                        }
+                    }
+                }
+                BridgeOutput::Play(frame) => {
+                    if let Some(m) = &mut self.media {
+                        // The first frame of a response after silence: time it to the wire.
+                        if !m.is_playing() && self.delta_at.is_none() {
+                            self.delta_at = self.model_rx_at.take();
+                        }
+                        m.push_agent_frame(Instant::now(), frame);
+                    }
+                }
+                BridgeOutput::ResponseStart => {
+                    if let Some(m) = &mut self.media {
+                        m.response_start();
+                    }
+                }
+                BridgeOutput::BargeIn => {
+                    let heard = self.media.as_mut().map(|m| m.barge_in()).unwrap_or(0);
+                    if let Some(t) = self.speech_at.take() {
+                        self.latency.barge_in.record(t.elapsed());
+                    }
+                    info!(heard_ms = heard, "barge-in: agent stopped");
+                    bridge.truncate(heard);
+                }
+                BridgeOutput::Transcript { role, text } => transcripts.push((role, text)),
+                BridgeOutput::Failed(reason) => failed = Some(reason),
+            }
+        }
+        let keep = self.store_transcripts();
+        for (role, text) in transcripts {
+            if !keep {
+                // The line's privacy switch: neither the call log nor the logs keep the words.
+                info!(event = "transcript", role, "transcript (not stored)");
+                continue;
+            }
+            info!(event = "transcript", role, text = %text, "transcript");
+            self.event(
+                kind::TRANSCRIPT,
+                serde_json::json!({ "role": role, "text": text }),
+            );
+        }
+        if let Some(reason) = failed {
+            self.model_failure(&reason);
+        }
+        appended
+    }
+    /// The model is gone: the caller hears the fallback, then we hang up.
+    pub(super) fn model_failure(&mut self, reason: &str) {
+        if self.end.is_some() {
+            return;
+        }
+        warn!(reason, "model failure: playing the fallback");
+        self.end = Some("model_failure".into());
+        self.event(kind::ERROR, serde_json::json!({ "model_failure": reason }));
+        self.model_tx = None;
+        self.model_rx = None;
+        self.connecting = None;
+        // Not answered yet: the answer plays the fallback (see setup_media).
+        if let Some(m) = &mut self.media {
+            m.play_once(self.fallback.clone());
+        }
+    }
+}

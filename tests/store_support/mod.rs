@@ -1,7 +1,7 @@
 //! Shared harness for the store tests: a fresh database per test on either backend.
 //!
 //! SQLite: a file in a fresh temp dir. Postgres: one throwaway cluster per test binary, started by
-//! `scripts/pg` under `target/tmp/pg-<binary>` (stopped by its watchdog when the binary exits),
+//! `scripts/pg` under the system temp dir (see `pg_dir`) (stopped by its watchdog when the binary exits),
 //! and a fresh `CREATE DATABASE t_<random>` per test so tests run in parallel. Missing Postgres
 //! binaries fail the test with a clear message unless `VOXGATE_SKIP_PG=1`.
 #![allow(dead_code)]
@@ -89,7 +89,7 @@ fn skip_pg() -> bool {
     std::env::var("VOXGATE_SKIP_PG").is_ok_and(|v| v == "1")
 }
 
-/// Starts (once per binary and `name`) a cluster under target/tmp and returns its base URL.
+/// Starts (once per binary and `name`) a cluster (see [`pg_dir`]) and returns its base URL.
 pub fn pg_cluster(name: &'static str) -> Option<String> {
     static CLUSTERS: OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, String>>> =
         OnceLock::new();
@@ -125,8 +125,21 @@ pub fn pg_cluster(name: &'static str) -> Option<String> {
     Some(url)
 }
 
+/// Where a test cluster lives: under the system temp dir, not the checkout, because the server
+/// runs as the `postgres` user, who cannot enter a checkout under a root-only directory (a CI
+/// clone in a `mktemp -d` folder, /root). The checkout path is hashed into the name so parallel
+/// clones never share a cluster, and the path stays short for the unix socket (< 100 bytes).
 pub fn pg_dir(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", env!("CARGO_CRATE_NAME")))
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in env!("CARGO_MANIFEST_DIR").bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    std::env::temp_dir().join(format!(
+        "vgpg-{:08x}-{name}-{}",
+        h as u32,
+        env!("CARGO_CRATE_NAME")
+    ))
 }
 
 pub fn script() -> PathBuf {

@@ -159,3 +159,43 @@ fn a_line_that_keeps_no_transcripts_keeps_none() {
         "transcript in the logs"
     );
 }
+
+#[test]
+fn a_call_refused_for_overload_still_gets_a_row() {
+    let d = Daemon::start_env(
+        "call-log-503",
+        "media:\n  mode: echo\n",
+        &[("VOXGATE_SIP_MAX_CALLS", "1")],
+    );
+    let pcap = common::tone_pcap(&d.dir, 500);
+    let addr = d.addr;
+    let pcap_arg = pcap.to_str().expect("path").to_string();
+    let first = std::thread::spawn(move || {
+        sipp(
+            "uac_basic.xml",
+            addr,
+            "u1",
+            &[
+                "-m", "1", "-key", "pcap", &pcap_arg, "-key", "hold_ms", "3000",
+            ],
+        )
+    });
+    d.wait_log(Duration::from_secs(20), |l| l["message"] == "answering")
+        .expect("first call answered");
+    let codes = common::udp_request_codes(
+        d.addr,
+        common::invite("100", "overload-1").as_bytes(),
+        Duration::from_secs(5),
+    );
+    assert_eq!(codes.last(), Some(&503), "{codes:?}");
+    assert!(first.join().expect("sipp").status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let detail = calls(&d.dir, &["--json", "overload-1"]);
+        if detail.contains("rejected_503_overloaded") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "503 not logged: {detail}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -25,7 +25,9 @@ use crate::sip::transaction::TimerConfig;
 use crate::sip::transport::{self, Inbound, Peer, TransportHandle};
 
 use crate::dialplan::{spawn_reloader, CallFacts, DialplanSet, RouteDecision};
-use crate::store::{spawn_retention, Store, StoreConfig};
+use crate::sip::message::BaseHeaders;
+use crate::store::{spawn_retention, CallId, Record, Store, StoreConfig};
+use rsip::prelude::*;
 
 use super::plan::CallPlan;
 use super::session::{self, CallContext, CallInput};
@@ -255,9 +257,11 @@ impl Router {
                     return;
                 }
                 if self.calls.len() >= self.config.sip.max_calls {
+                    warn!(active = self.calls.len(), "sip.max_calls reached: 503");
                     let mut resp = response(&req, 503, None);
                     add_header(&mut resp.headers, "Retry-After", "5");
                     self.send(&peer, resp.to_string().into_bytes());
+                    self.record_rejected(&req, &b, 503, "overloaded");
                     return;
                 }
                 self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -289,6 +293,70 @@ impl Router {
                     done.clone(),
                     plan,
                 );
+            }
+        }
+    }
+
+    /// Records a call refused before any call task existed (503 when full). The id is derived
+    /// from the Call-ID and From tag, so a retransmitted INVITE updates the same row.
+    fn record_rejected(&self, req: &rsip::Request, b: &BaseHeaders, code: u16, reason: &str) {
+        let mut h = [0xcbf2_9ce4_8422_2325u64, 0x8422_2325_cbf2_9ce4u64];
+        for (i, part) in [b.call_id.as_bytes(), b.from_tag.as_bytes()]
+            .iter()
+            .enumerate()
+        {
+            for byte in part.iter() {
+                h[i] ^= u64::from(*byte);
+                h[i] = h[i].wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        let id = CallId(uuid::Uuid::from_u64_pair(h[0], h[1]));
+        let user = |uri: &str| {
+            uri.trim_start_matches("sips:")
+                .trim_start_matches("sip:")
+                .split('@')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let caller = req
+            .from_header()
+            .ok()
+            .map(|f| f.value().to_string())
+            .map(|v| {
+                let uri = v
+                    .split('<')
+                    .nth(1)
+                    .and_then(|r| r.split('>').next())
+                    .unwrap_or(&v)
+                    .to_string();
+                user(&uri)
+            })
+            .unwrap_or_default();
+        let now = chrono::Utc::now();
+        for record in [
+            Record::CallStarted {
+                id,
+                sip_call_id: b.call_id.clone(),
+                caller,
+                callee: user(&req.uri.to_string()),
+                dialplan: String::new(),
+                started_at: now,
+                codec: String::new(),
+                model: String::new(),
+                store_transcripts: true,
+            },
+            Record::CallEnded {
+                id,
+                ended_at: now,
+                end_reason: format!("rejected_{code}_{reason}"),
+                hangup_by: Some("voxgate".into()),
+                transfer_target: None,
+                usage: serde_json::json!({}),
+            },
+        ] {
+            if let Err(e) = self.ctx.store.submit(record) {
+                warn!("call log: {e}");
             }
         }
     }

@@ -49,6 +49,14 @@ use io::{
 pub enum CallInput {
     /// A SIP message with this call's Call-ID.
     Sip(SipMessage),
+    /// End the call now (BYE once answered, else a final response such as 503), recording
+    /// `reason` as the end reason; used by graceful drain at shutdown.
+    Hangup {
+        /// `end_reason` for the call log, e.g. `shutdown`.
+        reason: String,
+        /// Final response code if the call is not answered yet.
+        code: u16,
+    },
 }
 
 /// What every call shares: built once at start-up.
@@ -328,6 +336,16 @@ impl Call {
             tokio::select! {
                 input = rx.recv() => match input {
                     Some(CallInput::Sip(msg)) => self.uas.handle_message(Instant::now(), msg),
+                    Some(CallInput::Hangup { reason, code }) => {
+                        info!(reason, "hanging up on request");
+                        self.end.get_or_insert(reason);
+                        self.answer_at = None;
+                        if self.answered.is_some() {
+                            self.uas.hangup(Instant::now());
+                        } else {
+                            self.uas.reject(Instant::now(), code, Some(5));
+                        }
+                    }
                     None => break,
                 },
                 res = recv_connect(&mut self.connecting) => {

@@ -101,7 +101,7 @@ pub use load::{check_paths, DialplanSet};
 pub use pattern::{normalize_number, Pattern};
 pub use plan::{
     Action, Agent, Dialplan, Eagerness, Limits, MatchRules, Method, Priority, Then, TicketDefaults,
-    Tool, Transfer, TurnDetection, Webhook,
+    TicketWebhook, Tool, Transfer, TurnDetection, Webhook,
 };
 pub use problem::{CheckReport, LoadError, Problem};
 pub use reload::{spawn_reloader, ReloadHandle, ReloadStats};

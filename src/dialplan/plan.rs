@@ -203,6 +203,8 @@ pub struct TicketDefaults {
     pub category: String,
     /// Priority when the agent gives none.
     pub priority: Priority,
+    /// An external ticketing system each new ticket is also POSTed to.
+    pub webhook: Option<TicketWebhook>,
 }
 
 impl Default for TicketDefaults {
@@ -210,8 +212,26 @@ impl Default for TicketDefaults {
         TicketDefaults {
             category: "general".into(),
             priority: Priority::Normal,
+            webhook: None,
         }
     }
+}
+
+/// Where tickets are forwarded: a JSON POST, signed, retried with backoff, idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketWebhook {
+    /// `http://` or `https://` URL.
+    pub url: String,
+    /// Extra request headers, sent as written.
+    pub headers: BTreeMap<String, String>,
+    /// Environment variable holding the HMAC-SHA256 signing secret (never the secret itself).
+    pub secret_env: Option<String>,
+    /// Limit per attempt (default 5 s).
+    pub timeout: Duration,
+    /// Further attempts after a failed one (default 3), with doubling backoff.
+    pub retries: u32,
+    /// Field of the JSON answer holding the external ticket reference (default `id`).
+    pub ref_field: String,
 }
 
 /// Where humans answer.
@@ -221,6 +241,25 @@ pub struct Transfer {
     pub to: String,
     /// What the agent says before handing over; `None` for a default line chosen by the call flow.
     pub announcement: Option<String>,
+    /// SIP header carrying the call's ticket reference in the REFER (default `X-Voxgate-Ticket`).
+    pub ticket_header: String,
+    /// SIP header carrying the one-line reason in the REFER (default `X-Voxgate-Reason`).
+    pub reason_header: String,
+    /// How long to wait for the transfer to complete (REFER answer and final NOTIFY).
+    pub timeout: Duration,
+}
+
+impl Transfer {
+    /// A transfer to `to` with the default headers and timeout.
+    pub fn to(to: impl Into<String>) -> Transfer {
+        Transfer {
+            to: to.into(),
+            announcement: None,
+            ticket_header: "X-Voxgate-Ticket".into(),
+            reason_header: "X-Voxgate-Reason".into(),
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// HTTP method of a webhook.
@@ -252,6 +291,8 @@ pub struct Webhook {
     pub headers: BTreeMap<String, String>,
     /// JSON Schema (an object schema) of the arguments the model must supply.
     pub parameters: serde_json::Value,
+    /// Environment variable holding an HMAC-SHA256 signing secret, if requests are signed.
+    pub secret_env: Option<String>,
 }
 
 /// What to do next after a prompt, without the agent.

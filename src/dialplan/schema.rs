@@ -207,6 +207,30 @@ struct TicketsDoc {
     category: Option<String>,
     /// Priority when none is given (default: normal).
     priority: Option<Priority>,
+    /// Also POST each new ticket to this ticketing system (signed, retried, idempotent).
+    webhook: Option<TicketWebhookDoc>,
+}
+
+/// A ticketing system that receives each new ticket as JSON.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TicketWebhookDoc {
+    /// http:// or https:// address to POST tickets to.
+    #[schemars(regex(pattern = r"^https?://\S+$"))]
+    url: String,
+    /// Extra request headers, sent as written.
+    headers: Option<BTreeMap<String, String>>,
+    /// Name of the environment variable holding the HMAC-SHA256 signing secret (never the secret).
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    secret_env: Option<String>,
+    /// Limit per attempt (default 5s, at most 30s).
+    #[schemars(regex(pattern = DURATION))]
+    timeout: Option<String>,
+    /// Further attempts after a failure (default 3), with doubling pauses.
+    #[schemars(range(max = 10))]
+    retries: Option<u32>,
+    /// Field of the JSON answer holding the external ticket reference (default: id).
+    ref_field: Option<String>,
 }
 
 /// Ticket priority.
@@ -228,6 +252,21 @@ struct TransferDoc {
     to: String,
     /// What the agent says before handing over.
     announcement: Option<String>,
+    /// Names of the SIP headers that carry the call's context to the PBX.
+    headers: Option<TransferHeadersDoc>,
+    /// How long to wait for the PBX to complete the transfer (default 30s).
+    #[schemars(regex(pattern = DURATION))]
+    timeout: Option<String>,
+}
+
+/// SIP header names for the transfer context, shown to the human by the PBX.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TransferHeadersDoc {
+    /// Header carrying the ticket reference (default X-Voxgate-Ticket).
+    ticket: Option<String>,
+    /// Header carrying the one-line reason (default X-Voxgate-Reason).
+    reason: Option<String>,
 }
 
 /// A tool backed by an HTTP endpoint.
@@ -248,6 +287,9 @@ struct WebhookDoc {
     headers: Option<BTreeMap<String, String>>,
     /// JSON Schema of the arguments (type: object, properties, required).
     parameters: Option<serde_json::Map<String, Value>>,
+    /// Name of the environment variable holding an HMAC-SHA256 signing secret.
+    #[schemars(regex(pattern = r"^[A-Z_][A-Z0-9_]*$"))]
+    secret_env: Option<String>,
 }
 
 /// HTTP method.
@@ -422,6 +464,14 @@ mod tests {
             (prop(&prop(&root, "agent"), "turn_detection"), parse::TURN),
             (prop(&root, "tickets"), parse::TICKETS),
             (prop(&root, "transfer"), parse::TRANSFER),
+            (
+                prop(&prop(&root, "tickets"), "webhook"),
+                parse::TICKET_WEBHOOK,
+            ),
+            (
+                prop(&prop(&root, "transfer"), "headers"),
+                parse::TRANSFER_HEADERS,
+            ),
             (
                 object(&root, &prop(&root, "webhooks")["additionalProperties"]).clone(),
                 parse::WEBHOOK,

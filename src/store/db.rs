@@ -344,7 +344,7 @@ const SQL_TICKET: &str = "\
 INSERT INTO tickets (id, reference, call_id, created_at, caller, category, priority, summary,
                      details, status, external_ref, idempotency_key)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT DO NOTHING";
+ON CONFLICT (id) DO UPDATE SET external_ref = COALESCE(excluded.external_ref, tickets.external_ref)";
 
 #[cfg(test)]
 mod tests {

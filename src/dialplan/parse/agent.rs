@@ -101,6 +101,13 @@ pub(super) fn webhooks(ctx: &mut Ctx<'_>, node: &Node) -> BTreeMap<String, Webho
             }
         }
         let parameters = json_parameters(ctx, f.get("parameters"), &f, &path);
+        let secret_env = f
+            .get("secret_env")
+            .map(|n| super::sections::env_name(ctx, n, &join(&path, "secret_env")));
+        if let Some(None) = secret_env {
+            continue;
+        }
+        let secret_env = secret_env.flatten();
         if let (Some(description), Some(url), Some(parameters)) = (description, url, parameters) {
             out.insert(
                 name,
@@ -111,6 +118,7 @@ pub(super) fn webhooks(ctx: &mut Ctx<'_>, node: &Node) -> BTreeMap<String, Webho
                     timeout,
                     headers,
                     parameters,
+                    secret_env,
                 },
             );
         }

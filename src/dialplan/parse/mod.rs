@@ -58,9 +58,14 @@ pub(crate) const TURN: &[&str] = &[
     "prefix_padding",
 ];
 /// Keys of `tickets`.
-pub(crate) const TICKETS: &[&str] = &["category", "priority"];
+pub(crate) const TICKETS: &[&str] = &["category", "priority", "webhook"];
+/// Keys of `tickets.webhook`.
+pub(crate) const TICKET_WEBHOOK: &[&str] =
+    &["url", "headers", "secret_env", "timeout", "retries", "ref_field"];
 /// Keys of `transfer`.
-pub(crate) const TRANSFER: &[&str] = &["to", "announcement"];
+pub(crate) const TRANSFER: &[&str] = &["to", "announcement", "headers", "timeout"];
+/// Keys of `transfer.headers`.
+pub(crate) const TRANSFER_HEADERS: &[&str] = &["ticket", "reason"];
 /// Keys of one webhook.
 pub(crate) const WEBHOOK: &[&str] = &[
     "description",
@@ -69,6 +74,7 @@ pub(crate) const WEBHOOK: &[&str] = &[
     "timeout",
     "headers",
     "parameters",
+    "secret_env",
 ];
 /// Keys of `limits`.
 pub(crate) const LIMITS: &[&str] = &["max_call", "silence", "max_tool_calls"];
@@ -160,10 +166,7 @@ pub(crate) fn parse_plan(ctx: &mut Ctx<'_>, root: &Node) -> Parsed {
     // A written but invalid transfer section is reported once, here; the stand-in keeps the
     // sections that depend on it from reporting "no transfer target" too (the plan is not built).
     let transfer = top.get("transfer").map(|n| {
-        transfer(ctx, n, top.key_pos("transfer")).unwrap_or(Transfer {
-            to: String::new(),
-            announcement: None,
-        })
+        transfer(ctx, n, top.key_pos("transfer")).unwrap_or(Transfer::to(String::new()))
     });
     let tickets = top
         .get("tickets")

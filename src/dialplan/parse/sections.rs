@@ -11,9 +11,9 @@ use super::super::hours::{self, BusinessHours, Range, Slot};
 use super::super::plan::*;
 use super::super::problem::did_you_mean;
 use super::super::prompt::check_prompt;
-use super::super::values::check_sip_uri;
+use super::super::values::{check_sip_uri, check_url};
 use super::super::yaml::{Node, Pos};
-use super::{ACTION, HOURS, LIMITS, TICKETS, TRANSFER};
+use super::{ACTION, HOURS, LIMITS, TICKETS, TICKET_WEBHOOK, TRANSFER, TRANSFER_HEADERS};
 
 pub(super) fn transfer(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<Transfer> {
     let f = ctx.map(node, at, "transfer", TRANSFER)?;
@@ -29,8 +29,78 @@ pub(super) fn transfer(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<Transf
         );
         return None;
     };
-    let to = sip_uri(ctx, to_node, "transfer.to")?;
-    Some(Transfer { to, announcement })
+    let mut t = Transfer::to(sip_uri(ctx, to_node, "transfer.to")?);
+    t.announcement = announcement;
+    if let Some(n) = f.get("timeout") {
+        t.timeout = ctx.duration(
+            n,
+            "transfer.timeout",
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        )?;
+    }
+    if let Some(n) = f.get("headers") {
+        let h = ctx.map(n, f.key_pos("headers"), "transfer.headers", TRANSFER_HEADERS)?;
+        for (key, slot) in [
+            ("ticket", &mut t.ticket_header),
+            ("reason", &mut t.reason_header),
+        ] {
+            let path = join("transfer.headers", key);
+            if let Some(name) = h.get(key).and_then(|n| {
+                let s = ctx.string(n, &path)?;
+                match check_header_name(s.trim()) {
+                    Ok(()) => Some(s.trim().to_string()),
+                    Err(e) => {
+                        ctx.err(n.pos, format!("'{path}': {e}"));
+                        None
+                    }
+                }
+            }) {
+                *slot = name;
+            }
+        }
+    }
+    Some(t)
+}
+
+/// A SIP header name an operator may choose: a token, and not one the SIP stack owns.
+fn check_header_name(s: &str) -> Result<(), String> {
+    const OWNED: [&str; 12] = [
+        "via", "from", "to", "call-id", "cseq", "contact", "max-forwards", "content-length",
+        "content-type", "refer-to", "referred-by", "route",
+    ];
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b))
+    {
+        return Err(format!(
+            "'{s}' is not a SIP header name; use letters, digits and '-', like X-Ticket-Id"
+        ));
+    }
+    if OWNED.contains(&s.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "'{s}' is set by voxgate itself; choose your own name, like X-Ticket-Id"
+        ));
+    }
+    Ok(())
+}
+
+/// An environment variable name (the secret itself never goes in a dialplan).
+pub(super) fn env_name(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let s = ctx.string(node, path)?;
+    let ok = s.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Some(s)
+    } else {
+        ctx.err(
+            node.pos,
+            format!("'{path}' names an environment variable holding the secret, like ACME_TICKETS_SECRET (capitals, digits, '_'); never write the secret itself here"),
+        );
+        None
+    }
 }
 
 fn sip_uri(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
@@ -61,7 +131,66 @@ pub(super) fn tickets(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<TicketD
             _ => Priority::Normal,
         };
     }
+    if let Some(n) = f.get("webhook") {
+        t.webhook = Some(ticket_webhook(ctx, n, f.key_pos("webhook"))?);
+    }
     Some(t)
+}
+
+fn ticket_webhook(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<TicketWebhook> {
+    const PATH: &str = "tickets.webhook";
+    let f = ctx.map(node, at, PATH, TICKET_WEBHOOK)?;
+    let Some(url_node) = f.get("url") else {
+        ctx.missing(
+            &f,
+            PATH,
+            "url",
+            "the ticketing system's address, like https://tickets.example.com/api/tickets",
+        );
+        return None;
+    };
+    let url = ctx.string(url_node, &join(PATH, "url"))?;
+    if let Err(e) = check_url(url.trim()) {
+        ctx.err(url_node.pos, e);
+        return None;
+    }
+    let mut headers = BTreeMap::new();
+    if let Some(n) = f.get("headers") {
+        for (k, _, v) in ctx.entries(n, &join(PATH, "headers"), "{ X-Api-Key: \"...\" }") {
+            if let Some(v) = ctx.string(v, &join(PATH, "headers")) {
+                headers.insert(k, v);
+            }
+        }
+    }
+    let secret_env = match f.get("secret_env") {
+        Some(n) => Some(env_name(ctx, n, &join(PATH, "secret_env"))?),
+        None => None,
+    };
+    let timeout = match f.get("timeout") {
+        Some(n) => ctx.duration(
+            n,
+            &join(PATH, "timeout"),
+            Duration::from_millis(100),
+            Duration::from_secs(30),
+        )?,
+        None => Duration::from_secs(5),
+    };
+    let retries = match f.get("retries") {
+        Some(n) => ctx.number(n, &join(PATH, "retries"), 0..=10)?,
+        None => 3,
+    };
+    let ref_field = match f.get("ref_field") {
+        Some(n) => ctx.string(n, &join(PATH, "ref_field"))?,
+        None => "id".to_string(),
+    };
+    Some(TicketWebhook {
+        url: url.trim().to_string(),
+        headers,
+        secret_env,
+        timeout,
+        retries,
+        ref_field,
+    })
 }
 
 /// An action: `transfer` as shorthand, or `{ play: ..., then: ..., to: ... }`.

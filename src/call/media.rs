@@ -439,6 +439,18 @@ impl MediaLeg {
         self.source = MediaSource::Once(pcm);
     }
 
+    /// Back to the model after a prompt (e.g. a failed transfer): caller audio goes to the
+    /// model again and agent frames play.
+    pub fn resume_model(&mut self) {
+        self.playout.flush();
+        self.source = MediaSource::Model;
+    }
+
+    /// True while a once-only prompt is still playing.
+    pub fn prompt_playing(&self) -> bool {
+        matches!(self.source, MediaSource::Once(_)) && self.prompt_pos != usize::MAX
+    }
+
     /// Next datagram to send, and where.
     pub fn poll_transmit(&mut self) -> Option<(Vec<u8>, SocketAddr)> {
         self.transmit.pop_front()

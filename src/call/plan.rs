@@ -87,5 +87,9 @@ pub fn agent_for(
         response_timeout: base.response_timeout,
         barge_in: base.barge_in,
         turn_detection,
+        tools: crate::tools::definitions(plan)
+            .into_iter()
+            .map(|d| crate::model::protocol::Tool::function(d.name, d.description, d.parameters))
+            .collect(),
     }
 }

@@ -5,6 +5,10 @@
 //! [`UasSession::poll_timeout`]. Headers are read here, so the call layer only sees
 //! [`IncomingCall`] and [`SessionEvent`]s.
 //!
+//! Transfer (RFC 3515): [`UasSession::refer`] sends REFER with `Refer-To`, `Referred-By` and
+//! the call layer's context headers; the answer and the NOTIFY `message/sipfrag` progress come
+//! back as [`SessionEvent::ReferAnswered`] and [`SessionEvent::TransferProgress`].
+//!
 //! Left out: early media (183), PRACK/100rel, session timers (RFC 4028), UPDATE, forking,
 //! DNS-based target resolution — our requests go to where the caller's requests came from.
 
@@ -69,6 +73,11 @@ pub enum SessionEvent {
         /// The body.
         body: Vec<u8>,
     },
+    /// The final answer to our REFER (408 when none came): 202 means the PBX will try.
+    ReferAnswered(u16),
+    /// A NOTIFY of the transfer's progress: the status code of its `message/sipfrag` body.
+    /// 1xx: trying; 2xx: the caller reached the target; 3xx–6xx: the transfer failed.
+    TransferProgress(u16),
     /// The session is over; transactions may still linger to absorb retransmissions.
     Ended(EndCause),
 }
@@ -135,6 +144,8 @@ pub struct UasSession {
     rng: SmallRng,
     out: VecDeque<Output>,
     ended: Option<EndCause>,
+    /// Branch of our REFER's client transaction, while it runs.
+    refer_branch: Option<String>,
 }
 
 fn reliability(t: Transport) -> Reliability {
@@ -248,6 +259,7 @@ impl UasSession {
             rng,
             out: VecDeque::new(),
             ended: None,
+            refer_branch: None,
         };
         s.drain_invite(now);
         Ok(s)
@@ -339,6 +351,27 @@ impl UasSession {
             }
             State::Ended => {}
         }
+    }
+
+    /// Asks the caller's side to call `target` instead (REFER, RFC 3515), with extra
+    /// `headers` (name, value) carrying the call's context. Values are cleaned of line breaks
+    /// and cut at 200 characters. Returns false when the call is not in a state to transfer.
+    pub fn refer(&mut self, now: Instant, target: &str, headers: &[(String, String)]) -> bool {
+        if !matches!(self.state, State::Answered | State::Confirmed) || self.refer_branch.is_some()
+        {
+            return false;
+        }
+        let mut extra = format!(
+            "Refer-To: <{}>\r\nReferred-By: <{}>\r\nContact: {}\r\n",
+            clean_value(target),
+            uri_of(&self.local_uri),
+            self.contact()
+        );
+        for (name, value) in headers {
+            extra.push_str(&format!("{name}: {}\r\n", clean_value(value)));
+        }
+        self.refer_branch = self.send_request_with(now, Method::Refer, &extra);
+        self.refer_branch.is_some()
     }
 
     /// Answers a pending re-INVITE with `sdp`.
@@ -563,7 +596,17 @@ impl UasSession {
                         .push_back(Output::Event(SessionEvent::Info { content_type, body }));
                 }
             }
-            Method::Options | Method::Notify => {
+            Method::Notify => {
+                let progress = refer_progress(&req);
+                let mut ok = response(&req, 200, None);
+                add_header(&mut ok.headers, "Allow", ALLOW);
+                self.server_respond(now, req, ok);
+                if let Some(code) = progress {
+                    self.out
+                        .push_back(Output::Event(SessionEvent::TransferProgress(code)));
+                }
+            }
+            Method::Options => {
                 let mut ok = response(&req, 200, None);
                 add_header(&mut ok.headers, "Allow", ALLOW);
                 self.server_respond(now, req, ok);
@@ -621,6 +664,12 @@ impl UasSession {
     }
 
     fn send_request(&mut self, now: Instant, method: Method) {
+        self.send_request_with(now, method, "");
+    }
+
+    /// Sends an in-dialog request with `extra` header lines (each ending in CRLF); returns
+    /// the client transaction's branch.
+    fn send_request_with(&mut self, now: Instant, method: Method, extra: &str) -> Option<String> {
         self.local_cseq += 1;
         let branch = format!("z9hG4bK{:016x}", self.rng.random::<u64>());
         let transport = match self.incoming.peer.transport {
@@ -635,7 +684,7 @@ impl UasSession {
             text.push_str(&format!("Route: {r}\r\n"));
         }
         text.push_str(&format!(
-            "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\nUser-Agent: {PRODUCT}\r\nContent-Length: 0\r\n\r\n",
+            "Max-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {method}\r\n{extra}User-Agent: {PRODUCT}\r\nContent-Length: 0\r\n\r\n",
             self.local_uri, self.remote_uri, self.incoming.sip_call_id, self.local_cseq
         ));
         let Ok(req) = Request::try_from(text.as_str()) else {
@@ -643,11 +692,12 @@ impl UasSession {
                 "could not build {method} (remote target {})",
                 self.remote_target
             );
-            return;
+            return None;
         };
         let t = ClientNonInvite::new(now, req, self.reliability, self.timers);
         self.clients.push(t);
         self.drain_clients();
+        Some(branch)
     }
 
     fn respond_invite(&mut self, now: Instant, resp: Response) {
@@ -742,19 +792,61 @@ impl UasSession {
     fn drain_clients(&mut self) {
         let peer = self.incoming.peer;
         for t in &mut self.clients {
+            let is_refer = self.refer_branch.as_deref() == Some(t.branch());
             while let Some(o) = t.poll_output() {
-                match o {
+                let code = match o {
                     transaction::client_non_invite::Output::Send(m) => {
-                        self.out.push_back(Output::Send(Box::new(m), peer))
+                        self.out.push_back(Output::Send(Box::new(m), peer));
+                        continue;
                     }
-                    transaction::client_non_invite::Output::Event(ClientEvent::Final(_))
-                    | transaction::client_non_invite::Output::Event(ClientEvent::Timeout) => {}
-                    transaction::client_non_invite::Output::Event(_) => {}
+                    transaction::client_non_invite::Output::Event(ClientEvent::Final(r)) => {
+                        u16::from(r.status_code)
+                    }
+                    transaction::client_non_invite::Output::Event(ClientEvent::Timeout) => 408,
+                    transaction::client_non_invite::Output::Event(_) => continue,
+                };
+                if is_refer {
+                    self.refer_branch = None;
+                    self.out
+                        .push_back(Output::Event(SessionEvent::ReferAnswered(code)));
                 }
             }
         }
         self.clients.retain(|t| !t.is_terminated());
     }
+}
+
+/// A header value without line breaks or other control characters, at most 200 characters.
+fn clean_value(v: &str) -> String {
+    v.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// The status code in a REFER NOTIFY's `message/sipfrag` body (`SIP/2.0 200 OK`).
+fn refer_progress(req: &Request) -> Option<u16> {
+    let event = req.headers.iter().find_map(|h| match h {
+        Header::Event(e) => Some(e.value().to_string()),
+        Header::Other(name, value) if name.eq_ignore_ascii_case("o") => Some(value.clone()),
+        _ => None,
+    })?;
+    if !event.trim().to_ascii_lowercase().starts_with("refer") {
+        return None;
+    }
+    let body = String::from_utf8_lossy(&req.body);
+    let line = body.lines().next()?.trim();
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.eq_ignore_ascii_case("SIP/2.0") {
+        return None;
+    }
+    parts
+        .next()?
+        .parse::<u16>()
+        .ok()
+        .filter(|c| (100..700).contains(c))
 }
 
 fn branch_of(req: &Request) -> Option<String> {

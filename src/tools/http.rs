@@ -74,8 +74,9 @@ impl Reply {
 
     /// The body as JSON if it is JSON, else as a string.
     pub fn body_value(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&self.body).into()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&self.body).into())
+        })
     }
 }
 
@@ -219,7 +220,12 @@ fn describe(e: &reqwest::Error) -> String {
         "HTTP error"
     };
     match e.url() {
-        Some(u) => format!("{kind}: {}://{}{}", u.scheme(), u.host_str().unwrap_or(""), u.path()),
+        Some(u) => format!(
+            "{kind}: {}://{}{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.path()
+        ),
         None => kind.to_string(),
     }
 }

@@ -82,8 +82,7 @@ fn definition(plan: &Dialplan, tool: &Tool) -> Option<ToolDef> {
             reason_schema("One line for the colleague: why the caller needs a person."),
         ),
         Tool::EndCall => (
-            "End the call. Say a short goodbye first, then call this."
-                .to_string(),
+            "End the call. Say a short goodbye first, then call this.".to_string(),
             reason_schema("Why the call ends, e.g. 'caller's question answered'."),
         ),
         Tool::Webhook(name) => {

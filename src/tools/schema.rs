@@ -25,7 +25,11 @@ fn check(value: &Value, schema: &Value, path: &str) -> Result<(), String> {
             return Err(format!(
                 "{} must be {} {t}, got {}",
                 at(path),
-                if t.starts_with(['a', 'i', 'o']) { "an" } else { "a" },
+                if t.starts_with(['a', 'i', 'o']) {
+                    "an"
+                } else {
+                    "a"
+                },
                 type_name(value)
             ));
         }
@@ -157,16 +161,43 @@ mod tests {
     fn each_rule_names_the_argument() {
         let table = [
             (json!({"summary": "ok!"}), None),
-            (json!([]), Some("the arguments must be an object, got an array")),
+            (
+                json!([]),
+                Some("the arguments must be an object, got an array"),
+            ),
             (json!({}), Some("missing required argument 'summary'")),
-            (json!({"summary": 3}), Some("'summary' must be a string, got a number")),
-            (json!({"summary": "ab"}), Some("'summary' must have at least 3 characters")),
-            (json!({"summary": "abcdefghijk"}), Some("'summary' must have at most 10 characters")),
-            (json!({"summary": "abc", "priority": "urgent"}), Some("'priority' must be one of \"low\", \"high\"")),
-            (json!({"summary": "abc", "count": 1.5}), Some("'count' must be an integer, got a number")),
-            (json!({"summary": "abc", "count": 9}), Some("'count' must be at most 5")),
-            (json!({"summary": "abc", "tags": ["a", 1]}), Some("'tags[1]' must be a string, got a number")),
-            (json!({"summary": "abc", "colour": "red"}), Some("unknown argument 'colour' (allowed: count, priority, summary, tags)")),
+            (
+                json!({"summary": 3}),
+                Some("'summary' must be a string, got a number"),
+            ),
+            (
+                json!({"summary": "ab"}),
+                Some("'summary' must have at least 3 characters"),
+            ),
+            (
+                json!({"summary": "abcdefghijk"}),
+                Some("'summary' must have at most 10 characters"),
+            ),
+            (
+                json!({"summary": "abc", "priority": "urgent"}),
+                Some("'priority' must be one of \"low\", \"high\""),
+            ),
+            (
+                json!({"summary": "abc", "count": 1.5}),
+                Some("'count' must be an integer, got a number"),
+            ),
+            (
+                json!({"summary": "abc", "count": 9}),
+                Some("'count' must be at most 5"),
+            ),
+            (
+                json!({"summary": "abc", "tags": ["a", 1]}),
+                Some("'tags[1]' must be a string, got a number"),
+            ),
+            (
+                json!({"summary": "abc", "colour": "red"}),
+                Some("unknown argument 'colour' (allowed: count, priority, summary, tags)"),
+            ),
         ];
         for (value, want) in table {
             let got = validate(&value, &schema()).err();

@@ -44,7 +44,12 @@ fn definitions_follow_the_dialplan_order() {
     let names: Vec<String> = definitions(&p).into_iter().map(|d| d.name).collect();
     assert_eq!(
         names,
-        ["create_ticket", "transfer_to_human", "end_call", "lookup_order"]
+        [
+            "create_ticket",
+            "transfer_to_human",
+            "end_call",
+            "lookup_order"
+        ]
     );
     let t = p.transfer.as_ref().expect("transfer");
     assert_eq!(
@@ -114,7 +119,10 @@ fn tickets_take_the_line_defaults_and_are_idempotent() {
         ..TicketArgs::default()
     };
     let a = ticket::new_ticket(&p.tickets, args.clone(), call, "+4930", "k1".into());
-    assert_eq!((a.category.as_str(), a.priority.as_str()), ("support", "high"));
+    assert_eq!(
+        (a.category.as_str(), a.priority.as_str()),
+        ("support", "high")
+    );
     let (id1, _) = a.into_record();
     let (id2, _) = ticket::new_ticket(&p.tickets, args, call, "+4930", "k1".into()).into_record();
     assert_eq!(id1, id2, "same key, same ticket");

@@ -14,7 +14,12 @@
 //!   is confirmed, and the bridge asks the call for [`BridgeOutput::BargeIn`] (flush playout),
 //!   then cancels the response and truncates it at what the caller actually heard.
 //!
-//! Left out: tools (function calls are answered by the tools layer, later), reconnects.
+//! - Function calls: `response.function_call_arguments.done` becomes
+//!   [`BridgeOutput::ToolCall`]; the call runs the tool and hands the result to
+//!   [`ModelBridge::tool_output`]. Outputs and `response.create`s are held while a response is in
+//!   flight (the server refuses a second active response) and sent when it is done.
+//!
+//! Left out: reconnects.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -51,6 +56,8 @@ pub struct AgentSettings {
     pub barge_in: BargeInConfig,
     /// Turn detection as the dialplan asks (always with `interrupt_response: false`).
     pub turn_detection: TurnDetection,
+    /// Function tools offered to the model.
+    pub tools: Vec<crate::model::protocol::Tool>,
 }
 
 /// Server VAD with the defaults, never letting the server interrupt the agent itself.
@@ -76,6 +83,15 @@ pub enum BridgeOutput {
     ResponseStart,
     /// Confirmed barge-in: flush playout now and call [`ModelBridge::truncate`] with what was heard.
     BargeIn,
+    /// The model calls a function: run it and answer with [`ModelBridge::tool_output`].
+    ToolCall {
+        /// Correlates the call with its output.
+        call_id: String,
+        /// Function name.
+        name: String,
+        /// JSON-encoded arguments, unchecked.
+        arguments: String,
+    },
     /// A finished transcript line.
     Transcript {
         /// `caller` or `agent`.
@@ -145,6 +161,18 @@ pub struct ModelBridge {
     history: VecDeque<(f32, f32)>,
     /// Since when we wait for the model to start a response.
     waiting_since: Option<Instant>,
+    /// A `response.create` was sent and `response.created` has not arrived yet.
+    requested: bool,
+    /// Events held until the response in flight is done (tool outputs, notes).
+    held: Vec<ClientEvent>,
+    /// A `response.create` to send once no response is in flight (with these instructions).
+    want_response: Option<Option<String>>,
+    /// The current response queued audio.
+    response_spoke: bool,
+    /// Function names by call id, from `response.output_item.added`.
+    call_names: Vec<(String, String)>,
+    /// Caller audio is not sent to the model (during a transfer or a prompt).
+    muted: bool,
     failed: bool,
     out: VecDeque<BridgeOutput>,
     stats: BridgeStats,
@@ -191,6 +219,12 @@ impl ModelBridge {
             cancelled: None,
             agent_dbfs: crate::media::vad::SILENCE_DBFS,
             waiting_since: None,
+            requested: false,
+            held: Vec::new(),
+            want_response: None,
+            response_spoke: false,
+            call_names: Vec::new(),
+            muted: false,
             failed: false,
             out: VecDeque::new(),
             stats: BridgeStats::default(),
@@ -247,6 +281,8 @@ impl ModelBridge {
                     speed: None,
                 }),
             }),
+            tools: (!s.tools.is_empty()).then(|| s.tools.clone()),
+            tool_choice: (!s.tools.is_empty()).then(crate::model::protocol::ToolChoice::auto),
             ..SessionConfig::default()
         };
         self.out
@@ -266,12 +302,98 @@ impl ModelBridge {
                     }),
                 })));
             self.waiting_since = Some(now);
+            self.requested = true;
+        }
+    }
+
+    /// True while a response is requested or in flight, or one is waiting to be requested.
+    pub fn is_busy(&self) -> bool {
+        self.requested || self.response_id.is_some() || self.want_response.is_some()
+    }
+
+    /// True if the current (or last) response queued any audio.
+    pub fn response_spoke(&self) -> bool {
+        self.response_spoke
+    }
+
+    /// Stops (or resumes) sending the caller's audio to the model.
+    pub fn mute(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    /// True once the model has failed (nothing more is sent).
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Answers function call `call_id` with `output`; with `respond`, asks the model to go on
+    /// (with `instructions` for that response, if any). Held while a response is in flight.
+    pub fn tool_output(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        output: String,
+        respond: Option<Option<String>>,
+    ) {
+        if self.failed {
+            return;
+        }
+        self.held.push(ClientEvent::item_create(
+            crate::model::protocol::Item::function_output(call_id, output),
+        ));
+        if let Some(instructions) = respond {
+            self.want_response = Some(instructions);
+        }
+        self.release(now);
+    }
+
+    /// Tells the model something happened (a system note) and asks it to respond, e.g. a
+    /// transfer that failed after the tool call was answered.
+    pub fn note(&mut self, now: Instant, text: &str, instructions: Option<String>) {
+        if self.failed {
+            return;
+        }
+        self.held.push(ClientEvent::item_create(
+            crate::model::protocol::Item::system_text(text),
+        ));
+        self.want_response = Some(instructions);
+        self.release(now);
+    }
+
+    /// Asks for a response with these instructions (e.g. "say exactly: ...").
+    pub fn say(&mut self, now: Instant, instructions: String) {
+        if self.failed {
+            return;
+        }
+        self.want_response = Some(Some(instructions));
+        self.release(now);
+    }
+
+    /// Sends held events and the wanted response once no response is in flight.
+    fn release(&mut self, now: Instant) {
+        if self.requested || self.response_id.is_some() {
+            return;
+        }
+        for ev in self.held.drain(..) {
+            self.out.push_back(BridgeOutput::Model(Box::new(ev)));
+        }
+        if let Some(instructions) = self.want_response.take() {
+            self.out
+                .push_back(BridgeOutput::Model(Box::new(ClientEvent::ResponseCreate {
+                    event_id: None,
+                    response: instructions.map(|i| ResponseConfig {
+                        instructions: Some(i),
+                        ..ResponseConfig::default()
+                    }),
+                })));
+            self.requested = true;
+            self.waiting_since = Some(now);
         }
     }
 
     /// One 20 ms frame of the caller's audio (an RTP payload in the call's codec).
     pub fn on_caller_frame(&mut self, _now: Instant, payload: &[u8]) {
-        if self.failed {
+        if self.failed || self.muted {
             return;
         }
         // Level of the caller's own audio, for the barge-in guard.
@@ -387,6 +509,8 @@ impl ModelBridge {
             }
             ServerEvent::ResponseCreated(r) => {
                 self.stats.responses += 1;
+                self.requested = false;
+                self.response_spoke = false;
                 self.response_id = Some(r.response.id.clone());
                 self.waiting_since = None;
                 self.out.push_back(BridgeOutput::ResponseStart);
@@ -396,6 +520,7 @@ impl ModelBridge {
                     return;
                 }
                 self.item_id = Some(d.item_id.clone());
+                self.response_spoke = true;
                 match base64::engine::general_purpose::STANDARD.decode(d.delta.as_bytes()) {
                     Ok(bytes) => self.queue_agent_audio(&bytes),
                     Err(_) => self.stats.errors += 1,
@@ -412,7 +537,30 @@ impl ModelBridge {
                 if self.response_id.as_deref() == Some(r.response.id.as_str()) {
                     self.response_id = None;
                 }
+                self.requested = false;
                 self.waiting_since = None;
+                self.release(now);
+            }
+            ServerEvent::OutputItemAdded(o) => {
+                if let crate::model::protocol::Item::FunctionCall { call_id, name, .. } = o.item {
+                    if self.call_names.len() >= 64 {
+                        self.call_names.remove(0);
+                    }
+                    self.call_names.push((call_id, name));
+                }
+            }
+            ServerEvent::FunctionCallArgumentsDone(d) => {
+                let name = d.name.clone().or_else(|| {
+                    self.call_names
+                        .iter()
+                        .find(|(id, _)| *id == d.call_id)
+                        .map(|(_, n)| n.clone())
+                });
+                self.out.push_back(BridgeOutput::ToolCall {
+                    call_id: d.call_id,
+                    name: name.unwrap_or_default(),
+                    arguments: d.arguments,
+                });
             }
             ServerEvent::InputTranscriptionCompleted(t) => {
                 self.out.push_back(BridgeOutput::Transcript {

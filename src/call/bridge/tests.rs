@@ -12,6 +12,7 @@ fn settings() -> AgentSettings {
         response_timeout: Duration::from_secs(5),
         barge_in: BargeInConfig::default(),
         turn_detection: default_turn_detection(),
+        tools: Vec::new(),
     }
 }
 
@@ -32,6 +33,7 @@ fn kinds(out: &[BridgeOutput]) -> Vec<String> {
             BridgeOutput::BargeIn => "barge_in".into(),
             BridgeOutput::Transcript { role, .. } => format!("transcript:{role}"),
             BridgeOutput::Failed(_) => "failed".into(),
+            BridgeOutput::ToolCall { name, .. } => format!("tool:{name}"),
         })
         .collect()
 }
@@ -249,4 +251,70 @@ fn opus_calls_go_through_24_khz_pcm() {
         .filter(|k| *k == "play")
         .count();
     assert!((8..=10).contains(&plays), "about 10 Opus frames, {plays}");
+}
+
+#[test]
+fn tool_outputs_wait_for_the_response_in_flight() {
+    let t0 = Instant::now();
+    let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+    b.start(t0);
+    drain(&mut b);
+    b.on_model_event(t0, created("r1"), false);
+    b.on_model_event(t0, delta("r1", "i1", &[0xff; 320]), false);
+    b.on_model_event(
+        t0,
+        ev(r#"{"type":"response.function_call_arguments.done","event_id":"e","response_id":"r1","item_id":"fc1","output_index":1,"call_id":"c1","name":"create_ticket","arguments":"{\"summary\":\"x\"}"}"#),
+        true,
+    );
+    let out = drain(&mut b);
+    assert!(
+        kinds(&out).contains(&"tool:create_ticket".to_string()),
+        "{:?}",
+        kinds(&out)
+    );
+    assert!(b.response_spoke());
+    // The result arrives while r1 is still in flight: held, nothing sent yet.
+    b.tool_output(t0, "c1", "{\"ok\":true}".into(), Some(None));
+    assert!(kinds(&drain(&mut b)).is_empty());
+    assert!(b.is_busy());
+    b.on_model_event(
+        t0,
+        ev(r#"{"type":"response.done","event_id":"e","response":{"id":"r1","object":"realtime.response","status":"completed","output":[]}}"#),
+        false,
+    );
+    let out = drain(&mut b);
+    assert_eq!(
+        kinds(&out),
+        ["conversation.item.create", "response.create"],
+        "output first, then one response"
+    );
+    assert!(b.is_busy(), "a response was requested");
+    // A second result while that response is requested (not yet created) waits again.
+    b.tool_output(t0, "c2", "{}".into(), None);
+    assert!(kinds(&drain(&mut b)).is_empty());
+    b.on_model_event(t0, created("r2"), false);
+    b.on_model_event(
+        t0,
+        ev(r#"{"type":"response.done","event_id":"e","response":{"id":"r2","object":"realtime.response","status":"completed","output":[]}}"#),
+        false,
+    );
+    assert_eq!(
+        kinds(&drain(&mut b)),
+        ["response_start", "conversation.item.create"]
+    );
+    assert!(!b.is_busy());
+}
+
+#[test]
+fn a_muted_bridge_sends_no_caller_audio() {
+    let t0 = Instant::now();
+    let mut b = ModelBridge::new(settings(), CodecKind::Pcmu).expect("bridge");
+    b.start(t0);
+    drain(&mut b);
+    b.mute(true);
+    b.on_caller_frame(t0, &loud_ulaw());
+    assert!(drain(&mut b).is_empty());
+    b.mute(false);
+    b.on_caller_frame(t0, &loud_ulaw());
+    assert_eq!(kinds(&drain(&mut b)), ["input_audio_buffer.append"]);
 }

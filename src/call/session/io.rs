@@ -68,6 +68,15 @@ pub(super) async fn recv_connect(
     }
 }
 
+pub(super) async fn recv_tool(
+    rx: &mut Option<mpsc::Receiver<super::ToolDone>>,
+) -> Option<super::ToolDone> {
+    match rx {
+        Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 pub(super) async fn recv_model(rx: &mut Option<mpsc::Receiver<ModelInput>>) -> Option<ModelInput> {
     match rx {
         Some(r) => r.recv().await,

@@ -37,11 +37,14 @@ use super::plan::{agent_for, CallPlan};
 mod io;
 mod model;
 mod record;
+mod tools;
+
+pub use tools::ToolDone;
 
 use crate::store::{kind, CallId, Record, StoreHandle};
 use io::{
     bind_rtp, codec_kind, load_prompt, min_opt, pct, rand_seed, recv_connect, recv_model, recv_rtp,
-    sleep_until,
+    recv_tool, sleep_until,
 };
 
 /// Input delivered to a call task by the router.
@@ -89,6 +92,8 @@ pub struct CallContext {
     pub model_name: String,
     /// The call log (submits never block).
     pub store: StoreHandle,
+    /// HTTP client for webhook tools and ticket forwarding (connection pools are shared).
+    pub http: reqwest::Client,
 }
 
 impl CallContext {
@@ -117,6 +122,7 @@ impl CallContext {
             response_timeout: a.response_timeout.0,
             barge_in: crate::media::vad::BargeInConfig::default(),
             turn_detection: super::bridge::default_turn_detection(),
+            tools: Vec::new(),
         };
         Ok(CallContext {
             advertised,
@@ -142,6 +148,10 @@ impl CallContext {
             fallback: Arc::new(fallback),
             model_name: config.model.name.clone(),
             store,
+            http: reqwest::Client::builder()
+                .user_agent(concat!("voxgate/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(5))
+                .build()?,
         })
     }
 }
@@ -163,7 +173,16 @@ pub fn spawn(
             let agent = ctx.agent.clone();
             let fallback = ctx.fallback.clone();
             let max_call = ctx.media.max_call.0;
+            let (tools_tx, tools_rx) = mpsc::channel(16);
             let mut call = Call {
+                tools_tx,
+                tools_rx: Some(tools_rx),
+                tool_calls: 0,
+                after_speech: None,
+                transfer: None,
+                after_prompt: None,
+                ticket_ref: None,
+                transfer_target: None,
                 id,
                 started_utc: chrono::Utc::now(),
                 seq: 0,
@@ -255,6 +274,21 @@ struct Call {
     model_rx_at: Option<Instant>,
     /// When `speech_started` arrived while the agent played.
     speech_at: Option<Instant>,
+    /// Tool tasks report here.
+    tools_tx: mpsc::Sender<ToolDone>,
+    tools_rx: Option<mpsc::Receiver<ToolDone>>,
+    /// Function calls so far (limited by the plan).
+    tool_calls: u32,
+    /// What to do once the agent has finished speaking (hang up, transfer).
+    after_speech: Option<tools::AfterSpeech>,
+    /// A transfer in progress.
+    transfer: Option<tools::TransferState>,
+    /// What to do when the current once-only prompt ends.
+    after_prompt: Option<tools::Deferred>,
+    /// The latest ticket filed in this call (sent along with a transfer).
+    ticket_ref: Option<String>,
+    /// Where the call was transferred to.
+    transfer_target: Option<String>,
 }
 
 impl Call {
@@ -276,7 +310,9 @@ impl Call {
                 self.end = Some("closed".into());
                 self.uas.ring(now);
                 self.flush_sip();
-                match action.play {
+                self.after_prompt =
+                    Some(Self::deferred_for(&action, "called outside business hours"));
+                match action.play.clone() {
                     Some(path) => self.closed_prompt = load_prompt(path).await,
                     None => self.uas.reject(Instant::now(), 480, None),
                 }
@@ -348,6 +384,7 @@ impl Call {
                     }
                     None => break,
                 },
+                Some(done) = recv_tool(&mut self.tools_rx) => self.on_tool_done(done),
                 res = recv_connect(&mut self.connecting) => {
                     self.connecting = None;
                     self.on_connected(res);
@@ -402,6 +439,7 @@ impl Call {
             self.start_bridge();
             self.flush_media();
             let appended = self.flush_bridge();
+            self.poll_after_speech(Instant::now());
             if let (true, Some(t)) = (appended > 0, rtp_rx_at) {
                 self.latency.rtp_to_model.record(t.elapsed());
             }
@@ -424,6 +462,7 @@ impl Call {
         if let Some(b) = &self.bridge {
             t = min_opt(t, b.poll_timeout());
         }
+        t = min_opt(t, self.actions_deadline());
         if let Some(m) = &self.media {
             t = min_opt(t, m.poll_timeout());
             if self.answered.is_some() && self.uas.ended().is_none() {
@@ -438,6 +477,7 @@ impl Call {
 
     fn on_timeout(&mut self, now: Instant) {
         self.uas.handle_timeout(now);
+        self.actions_timeout(now);
         if let Some(b) = &mut self.bridge {
             b.handle_timeout(now);
         }
@@ -599,6 +639,8 @@ impl Call {
                     }
                 }
             }
+            SessionEvent::ReferAnswered(code) => self.on_refer_answered(code),
+            SessionEvent::TransferProgress(code) => self.on_transfer_progress(code),
             SessionEvent::Ended(cause) => self.finish(cause),
         }
     }
@@ -633,23 +675,26 @@ impl Call {
                 info!(digit = %d, "DTMF");
                 self.digits.push(d);
                 self.event(kind::DTMF, serde_json::json!({ "digit": d.to_string() }));
+                self.on_key(d);
             }
             MediaEvent::CallerAudio(frame) => {
                 if let Some(b) = &mut self.bridge {
                     b.on_caller_frame(Instant::now(), &frame);
                 }
             }
-            MediaEvent::PromptDone => {
-                if matches!(self.end.as_deref(), Some("model_failure" | "closed")) {
-                    info!("prompt played: hanging up");
-                    self.uas.hangup(Instant::now());
-                }
-            }
+            MediaEvent::PromptDone => self.on_prompt_done(),
         }
     }
 
     /// Logs the call summary and releases the media (port back to the pool).
     fn finish(&mut self, cause: EndCause) {
+        if let Some(t) = self.transfer.take() {
+            // After a 202 the PBX ends our leg itself once the caller is connected.
+            if t.accepted && cause == EndCause::RemoteBye {
+                self.end = Some("transferred".into());
+                self.transfer_target = Some(t.target);
+            }
+        }
         let reason = self.end.clone().unwrap_or_else(|| match cause {
             EndCause::RemoteBye => "caller_hangup".into(),
             EndCause::LocalBye => "agent_hangup".into(),
@@ -702,7 +747,7 @@ impl Call {
             ended_at: chrono::Utc::now(),
             end_reason: reason.clone(),
             hangup_by: hangup_by.map(str::to_string),
-            transfer_target: None,
+            transfer_target: self.transfer_target.clone(),
             usage: serde_json::json!({
                 "input_tokens": b.input_tokens,
                 "output_tokens": b.output_tokens,

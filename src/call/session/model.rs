@@ -52,6 +52,7 @@ impl Call {
         let mut appended = 0;
         let mut failed = None;
         let mut transcripts = Vec::new();
+        let mut calls = Vec::new();
         while let Some(out) = bridge.poll_output() {
             match out {
                 BridgeOutput::Model(ev) => {
@@ -87,6 +88,11 @@ impl Call {
                     bridge.truncate(heard);
                 }
                 BridgeOutput::Transcript { role, text } => transcripts.push((role, text)),
+                BridgeOutput::ToolCall {
+                    call_id,
+                    name,
+                    arguments,
+                } => calls.push((call_id, name, arguments)),
                 BridgeOutput::Failed(reason) => failed = Some(reason),
             }
         }
@@ -103,8 +109,23 @@ impl Call {
                 serde_json::json!({ "role": role, "text": text }),
             );
         }
+        for (call_id, name, arguments) in calls {
+            self.on_tool_call(call_id, name, arguments);
+        }
         if let Some(reason) = failed {
             self.model_failure(&reason);
+        }
+        // Tool answers may have queued events (outputs, response.create): send them now.
+        if let Some(bridge) = &mut self.bridge {
+            while let Some(out) = bridge.poll_output() {
+                if let BridgeOutput::Model(ev) = out {
+                    if let Some(tx) = &self.model_tx {
+                        if let Err(e) = tx.send(*ev) {
+                            debug!("model send failed: {e}");
+                        }
+                    }
+                }
+            }
         }
         appended
     }
@@ -119,6 +140,18 @@ impl Call {
         self.model_tx = None;
         self.model_rx = None;
         self.connecting = None;
+        self.after_speech = None;
+        // After the fallback prompt, the plan's fallback action (hang up, ticket, transfer).
+        if let super::super::plan::CallPlan::Open(plan) = &self.plan {
+            self.after_prompt = Some(Self::deferred_for(
+                &plan.fallback,
+                "the voice agent was unavailable",
+            ));
+        }
+        if self.transfer.is_some() {
+            // The transfer goes on without the model; its failure is handled without it.
+            return;
+        }
         // Not answered yet: the answer plays the fallback (see setup_media).
         if let Some(m) = &mut self.media {
             m.play_once(self.fallback.clone());

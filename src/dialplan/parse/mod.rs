@@ -60,8 +60,14 @@ pub(crate) const TURN: &[&str] = &[
 /// Keys of `tickets`.
 pub(crate) const TICKETS: &[&str] = &["category", "priority", "webhook"];
 /// Keys of `tickets.webhook`.
-pub(crate) const TICKET_WEBHOOK: &[&str] =
-    &["url", "headers", "secret_env", "timeout", "retries", "ref_field"];
+pub(crate) const TICKET_WEBHOOK: &[&str] = &[
+    "url",
+    "headers",
+    "secret_env",
+    "timeout",
+    "retries",
+    "ref_field",
+];
 /// Keys of `transfer`.
 pub(crate) const TRANSFER: &[&str] = &["to", "announcement", "headers", "timeout"];
 /// Keys of `transfer.headers`.
@@ -165,9 +171,9 @@ pub(crate) fn parse_plan(ctx: &mut Ctx<'_>, root: &Node) -> Parsed {
     };
     // A written but invalid transfer section is reported once, here; the stand-in keeps the
     // sections that depend on it from reporting "no transfer target" too (the plan is not built).
-    let transfer = top.get("transfer").map(|n| {
-        transfer(ctx, n, top.key_pos("transfer")).unwrap_or(Transfer::to(String::new()))
-    });
+    let transfer = top
+        .get("transfer")
+        .map(|n| transfer(ctx, n, top.key_pos("transfer")).unwrap_or(Transfer::to(String::new())));
     let tickets = top
         .get("tickets")
         .and_then(|n| tickets(ctx, n, top.key_pos("tickets")))

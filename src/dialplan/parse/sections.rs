@@ -40,7 +40,12 @@ pub(super) fn transfer(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<Transf
         )?;
     }
     if let Some(n) = f.get("headers") {
-        let h = ctx.map(n, f.key_pos("headers"), "transfer.headers", TRANSFER_HEADERS)?;
+        let h = ctx.map(
+            n,
+            f.key_pos("headers"),
+            "transfer.headers",
+            TRANSFER_HEADERS,
+        )?;
         for (key, slot) in [
             ("ticket", &mut t.ticket_header),
             ("reason", &mut t.reason_header),
@@ -66,8 +71,18 @@ pub(super) fn transfer(ctx: &mut Ctx<'_>, node: &Node, at: Pos) -> Option<Transf
 /// A SIP header name an operator may choose: a token, and not one the SIP stack owns.
 fn check_header_name(s: &str) -> Result<(), String> {
     const OWNED: [&str; 12] = [
-        "via", "from", "to", "call-id", "cseq", "contact", "max-forwards", "content-length",
-        "content-type", "refer-to", "referred-by", "route",
+        "via",
+        "from",
+        "to",
+        "call-id",
+        "cseq",
+        "contact",
+        "max-forwards",
+        "content-length",
+        "content-type",
+        "refer-to",
+        "referred-by",
+        "route",
     ];
     if s.is_empty()
         || !s
@@ -89,7 +104,10 @@ fn check_header_name(s: &str) -> Result<(), String> {
 /// An environment variable name (the secret itself never goes in a dialplan).
 pub(super) fn env_name(ctx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
     let s = ctx.string(node, path)?;
-    let ok = s.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+    let ok = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
         && s.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if ok {

@@ -1,0 +1,280 @@
+//! Function calls that do real work, end to end: the simulator's script makes the model call
+//! each tool during a real SIPp call. Asserted: a bad call gets an error output (not a crash),
+//! the ticket row has the right fields, the ticketing system got the signed ticket exactly
+//! once despite one forced failure, a webhook look-up reached its server, and SIPp saw the
+//! REFER with the context headers, answered 202 + NOTIFY 200, and then got voxgate's BYE.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{scratch, sim_script, sipp, speech_pcap, Daemon, Seg};
+
+/// One request received by the fake ticketing system.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    status: u16,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A tiny HTTP/1.1 server: `/tickets` fails the first request with 503, then answers 201 with
+/// an external id; `/lookup` answers 200 with an order status.
+fn http_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind http");
+    let port = listener.local_addr().expect("addr").port();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut headers = Vec::new();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    headers.push((k.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            let len = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let mut all = log.lock().expect("lock");
+            let tickets_before = all
+                .iter()
+                .filter(|s| s.path.starts_with("/tickets"))
+                .count();
+            let (status, answer) = if path.starts_with("/tickets") {
+                if tickets_before == 0 {
+                    (503, "{\"error\":\"busy\"}".to_string())
+                } else {
+                    (201, "{\"id\":\"EXT-42\"}".to_string())
+                }
+            } else {
+                (
+                    200,
+                    "{\"order\":\"A-1\",\"status\":\"shipped\"}".to_string(),
+                )
+            };
+            all.push(Seen {
+                path,
+                headers,
+                body,
+                status,
+            });
+            drop(all);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (port, seen)
+}
+
+fn calls(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .arg("calls")
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", "sqlite://voxgate.db")
+        .output()
+        .expect("run voxgate calls");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const SECRET: &str = "test-signing-secret-5e3c";
+
+#[test]
+fn the_agent_files_a_ticket_looks_up_an_order_and_transfers_the_caller() {
+    let (http, seen) = http_server();
+    let dir = scratch("tools-calls");
+    let plans = dir.join("dialplans");
+    std::fs::create_dir_all(&plans).expect("dialplans dir");
+    std::fs::write(
+        plans.join("support.yaml"),
+        format!(
+            r#"
+name: support
+match: {{ default: true }}
+agent:
+  instructions: You help callers.
+  greeting: Hello.
+  tools: [create_ticket, lookup_order, transfer_to_human, end_call]
+tickets:
+  category: support
+  webhook:
+    url: http://127.0.0.1:{http}/tickets
+    secret_env: TEST_TICKET_SECRET
+    retries: 2
+transfer:
+  to: "sip:queue@127.0.0.1"
+  announcement: Putting you through now.
+  headers: {{ ticket: X-Ticket-Id, reason: X-Why }}
+webhooks:
+  lookup_order:
+    description: Look up an order.
+    url: http://127.0.0.1:{http}/lookup
+    method: GET
+    parameters:
+      type: object
+      properties:
+        order_number: {{ type: string }}
+      required: [order_number]
+"#
+        ),
+    )
+    .expect("dialplan");
+    let script = sim_script(
+        "tools-calls",
+        r#"
+voice: tone
+greeting_reply: "Hello."
+turns:
+  - reply: "One moment."
+    transcript: "my router is broken and I want a person"
+    function_call: { name: create_ticket, arguments: { summary: "ab" } }
+  - function_call: { name: create_ticket, arguments: { summary: "Router broken", priority: high } }
+  - function_call: { name: lookup_order, arguments: { order_number: "A-1" } }
+  - function_call: { name: transfer_to_human, arguments: { reason: "router broken, wants a person" } }
+  - reply: "Putting you through now."
+"#,
+    );
+    let d = Daemon::start_with_plans(
+        "tools-calls",
+        dir,
+        "",
+        &[
+            ("VOXGATE_MODEL_SIM_SCRIPT", script.as_str()),
+            ("TEST_TICKET_SECRET", SECRET),
+        ],
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1000), Seg::Talk(1000), Seg::Quiet(1500)],
+    );
+    let run = sipp(
+        "uac_refer.xml",
+        d.addr,
+        "u1",
+        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
+    );
+    assert!(
+        run.status.success(),
+        "sipp (REFER with context headers, then BYE): {}\nlogs: {:?}",
+        run.stderr,
+        d.all_logs()
+    );
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "transferred", "{end}");
+    let sip_call_id = end["span"]["sip_call_id"]
+        .as_str()
+        .expect("span")
+        .to_string();
+
+    // The call log: call row, tool events, ticket with the external reference.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let detail = loop {
+        let detail = calls(&d.dir, &["--json", &sip_call_id]);
+        if detail.contains("EXT-42") && detail.contains("transferred") {
+            break detail;
+        }
+        assert!(Instant::now() < deadline, "not logged: {detail}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let v: serde_json::Value = serde_json::from_str(&detail).expect("json");
+    let tickets = v["tickets"].as_array().expect("tickets");
+    assert_eq!(tickets.len(), 1, "one ticket: {detail}");
+    let t = &tickets[0];
+    assert_eq!(t["summary"], "Router broken");
+    assert_eq!(t["priority"], "high");
+    assert_eq!(t["category"], "support", "the line's default");
+    assert_eq!(t["caller"], "sipp");
+    assert_eq!(t["external_ref"], "EXT-42");
+    assert_eq!(
+        v["call"]["transfer_target"], "sip:queue@127.0.0.1",
+        "{detail}"
+    );
+    let events = v["events"].as_array().expect("events");
+    let results: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 4, "{detail}");
+    assert_eq!(
+        results[0]["data"]["ok"], false,
+        "invalid arguments: {detail}"
+    );
+    assert!(
+        results[0]["data"]["output"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("'summary' must have at least 3 characters")),
+        "{detail}"
+    );
+    assert_eq!(results[1]["data"]["ok"], true);
+    assert_eq!(results[2]["data"]["output"]["body"]["status"], "shipped");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "transfer" && e["data"]["status"] == "completed"),
+        "{detail}"
+    );
+
+    // The ticketing system: one forced failure, then exactly one success, same key, signed.
+    let seen = seen.lock().expect("lock").clone();
+    let posts: Vec<&Seen> = seen.iter().filter(|s| s.path == "/tickets").collect();
+    assert_eq!(posts.len(), 2, "one failure, one retry: {posts:?}");
+    assert_eq!(posts.iter().filter(|s| s.status == 201).count(), 1);
+    let key = posts[0].header("Idempotency-Key").expect("idempotency key");
+    assert_eq!(posts[1].header("Idempotency-Key"), Some(key));
+    for p in &posts {
+        let ts: i64 = p
+            .header("X-Voxgate-Timestamp")
+            .and_then(|t| t.parse().ok())
+            .expect("timestamp");
+        assert_eq!(
+            p.header("X-Voxgate-Signature"),
+            Some(voxgate::tools::http::signature(SECRET.as_bytes(), ts, &p.body).as_str()),
+            "signature over the exact body"
+        );
+    }
+    let body: serde_json::Value = serde_json::from_slice(&posts[1].body).expect("json body");
+    assert_eq!(body["summary"], "Router broken");
+    let lookups: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.path.starts_with("/lookup"))
+        .collect();
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(lookups[0].path, "/lookup?order_number=A-1");
+    // The secret never reaches the logs.
+    let logs = std::fs::read_to_string(d.dir.join("voxgate.log")).expect("log");
+    assert!(!logs.contains(SECRET), "secret in logs");
+}

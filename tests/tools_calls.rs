@@ -181,11 +181,21 @@ turns:
         "turn",
         &[Seg::Quiet(1000), Seg::Talk(1000), Seg::Quiet(1500)],
     );
+    let trace = d.dir.join("sipp-messages.log");
     let run = sipp(
         "uac_refer.xml",
         d.addr,
         "u1",
-        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-trace_msg",
+            "-message_file",
+            trace.to_str().expect("path"),
+        ],
     );
     assert!(
         run.status.success(),
@@ -219,6 +229,27 @@ turns:
     assert_eq!(t["category"], "support", "the line's default");
     assert_eq!(t["caller"], "sipp");
     assert_eq!(t["external_ref"], "EXT-42");
+    // SIPp saw the REFER with the call's context in the dialplan's header names.
+    let msgs = std::fs::read_to_string(&trace).expect("sipp trace");
+    let refer = msgs
+        .split("\nREFER ")
+        .nth(1)
+        .and_then(|m| m.split("\n\n").next())
+        .expect("REFER in the trace");
+    let refer = refer.replace('\r', "");
+    assert!(
+        refer.contains("\nRefer-To: <sip:queue@127.0.0.1>"),
+        "{refer}"
+    );
+    let reference = t["reference"].as_str().expect("reference");
+    assert!(
+        refer.contains(&format!("\nX-Ticket-Id: {reference}")),
+        "{refer}"
+    );
+    assert!(
+        refer.contains("\nX-Why: router broken, wants a person"),
+        "{refer}"
+    );
     assert_eq!(
         v["call"]["transfer_target"], "sip:queue@127.0.0.1",
         "{detail}"
@@ -277,4 +308,260 @@ turns:
     // The secret never reaches the logs.
     let logs = std::fs::read_to_string(d.dir.join("voxgate.log")).expect("log");
     assert!(!logs.contains(SECRET), "secret in logs");
+}
+
+/// A scratch dir with one default dialplan `support` made of `body` (YAML after `match`).
+fn line(name: &str, body: &str) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let plans = dir.join("dialplans");
+    std::fs::create_dir_all(&plans).expect("dialplans dir");
+    std::fs::write(
+        plans.join("support.yaml"),
+        format!("name: support\nmatch: {{ default: true }}\n{body}"),
+    )
+    .expect("dialplan");
+    dir
+}
+
+fn start(name: &str, body: &str, script: &str) -> Daemon {
+    let dir = line(name, body);
+    let script = sim_script(name, script);
+    Daemon::start_with_plans(
+        name,
+        dir,
+        "",
+        &[("VOXGATE_MODEL_SIM_SCRIPT", script.as_str())],
+    )
+}
+
+fn detail_when(d: &Daemon, sip_call_id: &str, done: impl Fn(&str) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let detail = calls(&d.dir, &["--json", sip_call_id]);
+        if done(&detail) {
+            return serde_json::from_str(&detail).expect("json");
+        }
+        assert!(Instant::now() < deadline, "not logged: {detail}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn said(d: &Daemon, role: &str, text: &str) -> bool {
+    d.all_logs()
+        .iter()
+        .any(|l| l["event"] == "transcript" && l["role"] == role && l["text"] == text)
+}
+
+const AGENT: &str = "agent:\n  instructions: You help callers.\n  greeting: Hello.\n  tools: [create_ticket, end_call]\n";
+const TRANSFER_AGENT: &str = "agent:\n  instructions: You help callers.\n  greeting: Hello.\n  tools: [create_ticket, transfer_to_human, end_call]\n";
+
+#[test]
+fn end_call_hangs_up_after_the_goodbye_has_played() {
+    let d = start(
+        "tools-end-call",
+        AGENT,
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - reply: \"Glad I could help. Goodbye!\"\n    function_call: { name: end_call, arguments: { reason: \"answered\" } }\n",
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
+    );
+    let run = sipp(
+        "uac_play_wait_bye.xml",
+        d.addr,
+        "u1",
+        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
+    );
+    assert!(
+        run.status.success(),
+        "sipp must get voxgate's BYE: {}",
+        run.stderr
+    );
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "agent_hangup", "{end}");
+    // Every agent frame (greeting and goodbye) went out before the BYE: playout drained.
+    let frames = end["agent_frames"].as_u64().unwrap_or(0);
+    assert!(frames >= 50, "{end}");
+    assert!(end["rtp_out"].as_u64().unwrap_or(0) >= frames, "{end}");
+    assert!(said(&d, "agent", "Glad I could help. Goodbye!"));
+}
+
+#[test]
+fn a_refused_transfer_is_explained_to_the_caller_and_the_call_goes_on() {
+    let d = start(
+        "tools-refer-refused",
+        &format!("{TRANSFER_AGENT}transfer: {{ to: \"sip:queue@127.0.0.1\" }}\n"),
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - function_call: { name: transfer_to_human, arguments: { reason: \"wants a person\" } }\n  - reply: \"Transferring you now.\"\n  - reply: \"Sorry, nobody is free. Shall I file a ticket?\"\n",
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
+    );
+    let run = sipp(
+        "uac_refer_fail.xml",
+        d.addr,
+        "u1",
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-key",
+            "refer_code",
+            "603",
+            "-key",
+            "hold_ms",
+            "5000",
+        ],
+    );
+    assert!(run.status.success(), "sipp: {}", run.stderr);
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "caller_hangup", "{end}");
+    assert!(
+        said(&d, "agent", "Sorry, nobody is free. Shall I file a ticket?"),
+        "the agent must be told and answer"
+    );
+    let sip_call_id = end["span"]["sip_call_id"]
+        .as_str()
+        .expect("span")
+        .to_string();
+    let v = detail_when(&d, &sip_call_id, |s| s.contains("caller_hangup"));
+    let failed = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "transfer" && e["data"]["status"] == "failed")
+        .cloned()
+        .expect("a failed transfer event");
+    assert!(
+        failed["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("603")),
+        "{failed}"
+    );
+    assert!(v["call"]["transfer_target"].is_null());
+}
+
+#[test]
+fn a_refer_without_notify_times_out_and_the_agent_takes_over() {
+    let d = start(
+        "tools-refer-no-notify",
+        &format!("{TRANSFER_AGENT}transfer: {{ to: \"sip:queue@127.0.0.1\", timeout: 5s }}\n"),
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - function_call: { name: transfer_to_human }\n  - reply: \"Transferring you now.\"\n  - reply: \"Nobody picked up, sorry.\"\n",
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
+    );
+    let run = sipp(
+        "uac_refer_fail.xml",
+        d.addr,
+        "u1",
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            pcap.to_str().expect("path"),
+            "-key",
+            "refer_code",
+            "202",
+            "-key",
+            "hold_ms",
+            "9000",
+        ],
+    );
+    assert!(run.status.success(), "sipp: {}", run.stderr);
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "caller_hangup", "{end}");
+    assert!(
+        said(&d, "agent", "Nobody picked up, sorry."),
+        "agent resumes"
+    );
+    assert!(d
+        .all_logs()
+        .iter()
+        .any(|l| l["message"] == "transfer failed"
+            && l["reason"].as_str().is_some_and(|r| r.contains("in time"))));
+}
+
+#[test]
+fn a_key_press_transfers_without_the_agent() {
+    let d = start(
+        "tools-key-transfer",
+        &format!(
+            "{AGENT}transfer: {{ to: \"sip:queue@127.0.0.1\" }}\nkeys: {{ \"1\": transfer }}\n"
+        ),
+        "voice: tone\ngreeting_reply: \"Hello.\"\n",
+    );
+    let trace = d.dir.join("sipp-messages.log");
+    let run = sipp(
+        "uac_refer.xml",
+        d.addr,
+        "u1",
+        &[
+            "-m",
+            "1",
+            "-key",
+            "pcap",
+            "/usr/share/sip-tester/dtmf_2833_1.pcap",
+            "-trace_msg",
+            "-message_file",
+            trace.to_str().expect("path"),
+        ],
+    );
+    assert!(run.status.success(), "sipp: {}", run.stderr);
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "transferred", "{end}");
+    let msgs = std::fs::read_to_string(&trace).expect("sipp trace");
+    assert!(
+        msgs.contains("X-Voxgate-Reason: the caller pressed 1"),
+        "default header name"
+    );
+}
+
+#[test]
+fn when_the_model_fails_the_fallback_files_a_call_back_ticket() {
+    let d = start(
+        "tools-fallback-ticket",
+        &format!("{AGENT}tickets: {{ category: callbacks, priority: high }}\nfallback: {{ then: ticket }}\n"),
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - fail: close\n",
+    );
+    let pcap = speech_pcap(
+        &d.dir,
+        "turn",
+        &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
+    );
+    let run = sipp(
+        "uac_play_wait_bye.xml",
+        d.addr,
+        "u1",
+        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
+    );
+    assert!(
+        run.status.success(),
+        "sipp must get voxgate's BYE: {}",
+        run.stderr
+    );
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "model_failure", "{end}");
+    let sip_call_id = end["span"]["sip_call_id"]
+        .as_str()
+        .expect("span")
+        .to_string();
+    let v = detail_when(&d, &sip_call_id, |s| s.contains("Call-back requested"));
+    let t = &v["tickets"][0];
+    assert_eq!(
+        t["summary"],
+        "Call-back requested: the voice agent was unavailable"
+    );
+    assert_eq!(
+        (t["category"].as_str(), t["priority"].as_str()),
+        (Some("callbacks"), Some("high"))
+    );
+    assert_eq!(t["caller"], "sipp");
 }

@@ -863,3 +863,141 @@ fn cseq_of(req: &Request) -> u32 {
         .map(|c| c.seq)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn req(text: &str) -> Request {
+        Request::try_from(text).expect("request")
+    }
+
+    fn session(now: Instant) -> UasSession {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+        let invite = req(&format!(
+            "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKinv;rport\r\n\
+             From: <sip:caller@127.0.0.1>;tag=c1\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: refer-1\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:caller@127.0.0.1:9>\r\nMax-Forwards: 70\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ));
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: "127.0.0.1:9".parse().expect("addr"),
+            conn: None,
+        };
+        let local = LocalAddr {
+            addr: "127.0.0.1:5060".parse().expect("addr"),
+        };
+        let mut s =
+            UasSession::new(now, invite, peer, local, TimerConfig::default(), 7).expect("session");
+        s.answer(now, b"v=0\r\n".to_vec());
+        s.handle_message(
+            now,
+            SipMessage::Request(req(&format!(
+                "ACK sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKack\r\n\
+                 From: <sip:caller@127.0.0.1>;tag=c1\r\nTo: <sip:100@127.0.0.1>;tag={}\r\nCall-ID: refer-1\r\n\
+                 CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                s.local_tag
+            ))),
+        );
+        drain(&mut s);
+        s
+    }
+
+    fn drain(s: &mut UasSession) -> (Vec<SipMessage>, Vec<SessionEvent>) {
+        let mut msgs = Vec::new();
+        let mut events = Vec::new();
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Send(m, _) => msgs.push(*m),
+                Output::Event(e) => events.push(e),
+            }
+        }
+        (msgs, events)
+    }
+
+    fn notify(s: &UasSession, cseq: u32, frag: &str) -> SipMessage {
+        SipMessage::Request(req(&format!(
+            "NOTIFY sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKn{cseq}\r\n\
+             From: <sip:caller@127.0.0.1>;tag=c1\r\nTo: <sip:100@127.0.0.1>;tag={}\r\nCall-ID: refer-1\r\n\
+             CSeq: {cseq} NOTIFY\r\nEvent: refer\r\nSubscription-State: active\r\nMax-Forwards: 70\r\n\
+             Content-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{frag}",
+            s.local_tag,
+            frag.len()
+        )))
+    }
+
+    #[test]
+    fn refer_carries_context_and_reports_answer_and_progress() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let headers = [("X-Ticket".to_string(), "T-1\r\nInjected: yes".to_string())];
+        assert!(s.refer(t0, "sip:queue@pbx", &headers));
+        assert!(
+            !s.refer(t0, "sip:queue@pbx", &headers),
+            "one REFER at a time"
+        );
+        let (msgs, _) = drain(&mut s);
+        let [SipMessage::Request(refer)] = msgs.as_slice() else {
+            panic!("one REFER: {msgs:?}")
+        };
+        let text = refer.to_string();
+        assert!(
+            text.starts_with("REFER sip:caller@127.0.0.1:9 SIP/2.0"),
+            "{text}"
+        );
+        assert!(text.contains("Refer-To: <sip:queue@pbx>"), "{text}");
+        assert!(text.contains("Referred-By: <sip:100@127.0.0.1>"), "{text}");
+        assert!(
+            text.contains("X-Ticket: T-1  Injected: yes"),
+            "no header injection: {text}"
+        );
+        assert!(!text.contains("\r\nInjected:"), "{text}");
+        // 202 Accepted.
+        let accepted = format!(
+            "SIP/2.0 202 Accepted\r\nVia: {}\r\nFrom: {}\r\nTo: <sip:caller@127.0.0.1>;tag=c1\r\nCall-ID: refer-1\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            refer.via_header().expect("via").value(),
+            refer.from_header().expect("from").value(),
+            refer.cseq_header().expect("cseq").value(),
+        );
+        s.handle_message(
+            t0,
+            SipMessage::Response(Response::try_from(accepted.as_str()).expect("resp")),
+        );
+        assert_eq!(drain(&mut s).1, vec![SessionEvent::ReferAnswered(202)]);
+        // Trying, then success; each NOTIFY gets a 200.
+        s.handle_message(t0, notify(&s, 2, "SIP/2.0 100 Trying\r\n"));
+        let (msgs, events) = drain(&mut s);
+        assert_eq!(events, vec![SessionEvent::TransferProgress(100)]);
+        assert!(msgs[0].to_string().starts_with("SIP/2.0 200 OK"));
+        s.handle_message(t0, notify(&s, 3, "SIP/2.0 200 OK\r\n"));
+        assert_eq!(drain(&mut s).1, vec![SessionEvent::TransferProgress(200)]);
+    }
+
+    #[test]
+    fn an_unanswered_refer_times_out_as_408() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        assert!(s.refer(t0, "sip:queue@pbx", &[]));
+        drain(&mut s);
+        let mut now = t0;
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            let Some(t) = s.poll_timeout() else { break };
+            now = t.max(now);
+            s.handle_timeout(now);
+            events.extend(drain(&mut s).1);
+            if !events.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(events, vec![SessionEvent::ReferAnswered(408)]);
+        assert!(
+            now - t0 >= Duration::from_secs(32),
+            "timer F: {:?}",
+            now - t0
+        );
+    }
+}

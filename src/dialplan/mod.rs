@@ -39,16 +39,27 @@
 //!                                         # threshold, silence: 500ms, prefix_padding: 300ms
 //!   model: gpt-realtime                   # optional override of the daemon's model
 //!   tools: [create_ticket, transfer_to_human, end_call, lookup_order]
-//! tickets: { category: support, priority: normal }   # low | normal | high | urgent
+//! tickets:
+//!   category: support
+//!   priority: normal                      # low | normal | high | urgent
+//!   webhook:                              # optional: forward each ticket (signed, retried)
+//!     url: https://helpdesk.example.com/api/tickets
+//!     secret_env: ACME_HELPDESK_SECRET    # env var holding the HMAC secret
+//!     timeout: 5s
+//!     retries: 3
+//!     ref_field: id                       # field of the answer holding the external id
 //! transfer:
 //!   to: "sip:support-queue@pbx.example.com"
 //!   announcement: "I'm putting you through to a colleague now."
+//!   headers: { ticket: X-Acme-Ticket, reason: X-Acme-Reason }   # context for the PBX
+//!   timeout: 30s                          # give up (agent takes over) if not completed
 //! webhooks:
 //!   lookup_order:
 //!     description: Look up an order's status by its order number.
 //!     url: https://orders.example.com/api/lookup
 //!     method: POST                        # GET | POST | PUT | PATCH
 //!     timeout: 5s
+//!     secret_env: ORDERS_SECRET           # optional: sign requests
 //!     parameters:                         # JSON Schema of the arguments
 //!       type: object
 //!       properties: { order_number: { type: string, description: "e.g. A-12345" } }

@@ -167,6 +167,7 @@ async fn connection(
                     ws.send(Message::text(text)).await?;
                 }
                 Output::Raw(value) => ws.send(Message::text(value.to_string())).await?,
+                Output::Text(text) => ws.send(Message::text(text)).await?,
                 Output::Synthesize { ticket, text, rate } => {
                     let (tts, tx) = (tts.clone(), synth_tx.clone());
                     tokio::spawn(async move {

@@ -9,7 +9,7 @@
 //!     transcript: "my internet is down"          # input transcription of the caller's turn
 //!     function_call: { name: create_ticket, arguments: { summary: "Internet down" } }
 //!   - reply: "Your ticket is in the system. Goodbye."
-//!   - fail: close                                # or: error, hang
+//!   - fail: close                                # or: error, hang, garbage
 //! default_reply: "I see. Anything else?"
 //! ```
 //! Every response after the greeting consumes the next turn, including a response later
@@ -146,6 +146,8 @@ pub enum Failure {
     Error,
     /// Stop sending anything; keep the socket open.
     Hang,
+    /// Send a text frame that is not JSON instead of a response, then go silent.
+    Garbage,
 }
 
 /// Reply audio source.

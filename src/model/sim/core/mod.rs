@@ -63,6 +63,8 @@ pub enum Output {
     Send(ServerEvent),
     /// Send this raw JSON as is.
     Raw(Value),
+    /// Send this text frame as is (not necessarily JSON: scripted garbage).
+    Text(String),
     /// Synthesize `text` at `rate` Hz and answer with [`Input::Audio`].
     Synthesize {
         /// Echo in the answer.

@@ -84,6 +84,12 @@ impl SimConn {
                 self.hung = true;
                 return;
             }
+            Some(Failure::Garbage) => {
+                self.out
+                    .push_back(Output::Text("{\"type\": \"response.created\", oops".into()));
+                self.hung = true;
+                return;
+            }
             None => {}
         }
         let id = self.new_id("resp");

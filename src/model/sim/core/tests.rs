@@ -44,7 +44,7 @@ impl Harness {
                             samples: Arc::new(tones(&text, rate)),
                         },
                     ),
-                    Output::Raw(_) | Output::Close { .. } => {}
+                    Output::Raw(_) | Output::Text(_) | Output::Close { .. } => {}
                 }
             }
             match self.conn.poll_timeout() {

@@ -122,7 +122,10 @@ fn caller_barging_in_cuts_the_agent_off() {
 }
 
 #[test]
-fn model_drop_mid_call_plays_fallback_then_hangs_up() {
+fn model_drop_reconnects_once_then_plays_fallback_and_hangs_up() {
+    // Every connection to the simulator drops on the caller's first turn: the first drop is
+    // answered by one reconnect (the agent apologises: the greeting reply), the second by the
+    // fallback.
     let d = start(
         "model-drop",
         "voice: tone\ngreeting_reply: \"Hi.\"\nturns:\n  - fail: close\n",
@@ -130,7 +133,13 @@ fn model_drop_mid_call_plays_fallback_then_hangs_up() {
     let pcap = speech_pcap(
         &d.dir,
         "drop",
-        &[Seg::Quiet(2000), Seg::Talk(1000), Seg::Quiet(8000)],
+        &[
+            Seg::Quiet(2000),
+            Seg::Talk(1000),
+            Seg::Quiet(3000),
+            Seg::Talk(1000),
+            Seg::Quiet(8000),
+        ],
     );
     let run = sipp(
         "uac_play_wait_bye.xml",
@@ -145,6 +154,16 @@ fn model_drop_mid_call_plays_fallback_then_hangs_up() {
     );
     let end = &d.call_ends(1)[0];
     assert_eq!(end["end_reason"], "model_failure", "{end}");
+    let logs = d.all_logs();
+    let count = |m: &str| logs.iter().filter(|l| l["message"] == m).count();
+    assert_eq!(count("model connection dropped: reconnecting once"), 1);
+    assert_eq!(
+        logs.iter()
+            .filter(|l| l["event"] == "transcript" && l["text"] == "Hi.")
+            .count(),
+        2,
+        "greeting, then the apology after the reconnect"
+    );
     // The greeting plus 1.5 s of fallback tones went out as RTP: the caller was never left
     // in silence.
     assert!(n(end, "rtp_out") >= 80, "{end}");

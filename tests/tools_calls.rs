@@ -529,7 +529,7 @@ fn when_the_model_fails_the_fallback_files_a_call_back_ticket() {
     let d = start(
         "tools-fallback-ticket",
         &format!("{AGENT}tickets: {{ category: callbacks, priority: high }}\nfallback: {{ then: ticket }}\n"),
-        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - fail: close\n",
+        "voice: tone\ngreeting_reply: \"Hello.\"\nturns:\n  - fail: error\n",
     );
     let pcap = speech_pcap(
         &d.dir,

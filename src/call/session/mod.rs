@@ -183,6 +183,9 @@ pub fn spawn(
                 after_prompt: None,
                 ticket_ref: None,
                 transfer_target: None,
+                reconnects: 0,
+                conversation: Vec::new(),
+                codec: None,
                 id,
                 started_utc: chrono::Utc::now(),
                 seq: 0,
@@ -289,6 +292,12 @@ struct Call {
     ticket_ref: Option<String>,
     /// Where the call was transferred to.
     transfer_target: Option<String>,
+    /// Model reconnects so far (at most one per call).
+    reconnects: u32,
+    /// The conversation so far (role, text), to brief a reconnected model.
+    conversation: Vec<(&'static str, String)>,
+    /// The negotiated codec, for a new bridge after a reconnect.
+    codec: Option<crate::media::codec::CodecKind>,
 }
 
 impl Call {
@@ -401,17 +410,19 @@ impl Call {
                         }
                         _ => {}
                     }
-                    match (ev, &mut self.bridge) {
-                        (Some(ModelInput::Event(e)), Some(b)) => b.on_model_event(now, e, playing),
-                        (Some(ModelInput::Event(_)), None) => {}
-                        (Some(ModelInput::Closed(reason)), Some(b)) => {
-                            b.on_closed(&format!("model connection closed: {reason:?}"));
-                        }
-                        (closed, _) => {
-                            self.model_rx = None;
-                            if let (None | Some(ModelInput::Closed(_)), Some(b)) = (closed, &mut self.bridge) {
-                                b.on_closed("model connection closed");
+                    match ev {
+                        Some(ModelInput::Event(e)) => {
+                            if let Some(b) = &mut self.bridge {
+                                b.on_model_event(now, e, playing);
                             }
+                        }
+                        Some(ModelInput::Closed(reason)) => {
+                            self.model_rx = None;
+                            self.model_dropped(format!("model connection closed: {reason:?}"));
+                        }
+                        None => {
+                            self.model_rx = None;
+                            self.model_dropped("model connection closed".into());
                         }
                     }
                 }
@@ -533,6 +544,7 @@ impl Call {
                             // The model failed while the phone rang: answer with the fallback.
                             m.play_once(self.fallback.clone());
                         } else if self.ctx.model.is_some() && self.closed_prompt.is_none() {
+                            self.codec = Some(codec_kind(n.codec));
                             match ModelBridge::new(self.agent.clone(), codec_kind(n.codec)) {
                                 Ok(b) => self.bridge = Some(b),
                                 Err(e) => warn!("model bridge setup failed: {e}"),

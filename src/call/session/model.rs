@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use crate::model::client::{self as model_client, ModelSession};
 use crate::model::protocol::ClientEvent;
@@ -39,9 +39,81 @@ impl Call {
             return;
         }
         if let Some(b) = &mut self.bridge {
-            b.start(Instant::now());
+            let now = Instant::now();
+            b.start(now);
+            if self.reconnects > 0 {
+                b.say(
+                    now,
+                    "The line dropped for a moment. Apologise in one short sentence and continue where the conversation left off.".into(),
+                );
+            }
             self.bridge_started = true;
         }
+    }
+
+    /// The model connection dropped: one reconnect per call, briefed with the conversation so
+    /// far; a second drop (or a failed reconnect) is a model failure.
+    pub(super) fn model_dropped(&mut self, reason: String) {
+        let Some(endpoint) = self.ctx.model.clone() else {
+            return;
+        };
+        let can_retry = self.reconnects == 0
+            && self.answered.is_some()
+            && self.end.is_none()
+            && self.transfer.is_none()
+            && self.uas.ended().is_none()
+            && self.bridge.as_ref().is_some_and(|b| !b.is_failed());
+        let Some(codec) = self.codec.filter(|_| can_retry) else {
+            if let Some(b) = &mut self.bridge {
+                b.on_closed(&reason);
+            }
+            return;
+        };
+        self.reconnects += 1;
+        warn!(reason, "model connection dropped: reconnecting once");
+        self.event(
+            kind::ERROR,
+            serde_json::json!({ "model_dropped": reason, "reconnecting": true }),
+        );
+        let mut agent = self.agent.clone();
+        agent.greeting = String::new();
+        if !self.conversation.is_empty() {
+            agent.instructions.push_str(
+                "\n\nThe call was interrupted by a technical problem and is now resumed. The conversation so far:\n",
+            );
+            // The most recent turns, bounded so the instructions stay small.
+            let mut lines: Vec<String> = self
+                .conversation
+                .iter()
+                .rev()
+                .take(40)
+                .map(|(role, text)| format!("{role}: {text}"))
+                .collect();
+            lines.reverse();
+            agent.instructions.push_str(&lines.join("\n"));
+        }
+        if let Some(m) = &mut self.media {
+            m.barge_in();
+        }
+        self.model_tx = None;
+        self.model_rx = None;
+        self.bridge_started = false;
+        self.bridge = match super::super::bridge::ModelBridge::new(agent, codec) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.model_failure(&format!("model bridge setup failed: {e}"));
+                return;
+            }
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let limit = self.ctx.connect_timeout;
+        tokio::spawn(
+            async move {
+                let _ = tx.send(model_client::connect(&endpoint, limit).await);
+            }
+            .in_current_span(),
+        );
+        self.connecting = Some(rx);
     }
     /// Moves the bridge's outputs to the model, the playout and the log; returns how many
     /// caller-audio appends were handed to the model connection.
@@ -98,6 +170,9 @@ impl Call {
         }
         let keep = self.store_transcripts();
         for (role, text) in transcripts {
+            if self.conversation.len() < 400 {
+                self.conversation.push((role, text.clone()));
+            }
             if !keep {
                 // The line's privacy switch: neither the call log nor the logs keep the words.
                 info!(event = "transcript", role, "transcript (not stored)");

@@ -3,26 +3,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{sim_script, sipp, speech_pcap, Daemon, Seg};
-
-fn calls(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .arg("calls")
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", "sqlite://voxgate.db")
-        .output()
-        .expect("run voxgate calls");
-    assert!(
-        out.status.success(),
-        "voxgate calls failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{calls, sim_script, sipp, sipp_pcap, speech_pcap, Daemon, Seg};
 
 #[test]
 fn a_model_call_is_logged_with_its_transcript() {
@@ -40,21 +23,7 @@ fn a_model_call_is_logged_with_its_transcript() {
         "turn",
         &[Seg::Quiet(1500), Seg::Talk(1000), Seg::Quiet(2500)],
     );
-    let run = sipp(
-        "uac_basic.xml",
-        d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-key",
-            "hold_ms",
-            "5000",
-        ],
-    );
+    let run = sipp_pcap("uac_basic.xml", d.addr, &pcap, &["-key", "hold_ms", "5000"]);
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
     let sip_call_id = end["span"]["sip_call_id"]
@@ -114,21 +83,7 @@ fn a_line_that_keeps_no_transcripts_keeps_none() {
         "turn",
         &[Seg::Quiet(1500), Seg::Talk(1000), Seg::Quiet(2500)],
     );
-    let run = sipp(
-        "uac_basic.xml",
-        d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-key",
-            "hold_ms",
-            "5000",
-        ],
-    );
+    let run = sipp_pcap("uac_basic.xml", d.addr, &pcap, &["-key", "hold_ms", "5000"]);
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
     assert!(

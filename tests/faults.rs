@@ -8,24 +8,12 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{scratch, sim_script, sipp, speech_pcap, Daemon, Seg};
+use common::{calls, scratch, sim_script, sipp_pcap, speech_pcap, Daemon, Seg};
 
 const API_KEY: &str = "sk-test-DO-NOT-LOG-7f3a9c";
 const HOOK_SECRET: &str = "whsec-DO-NOT-LOG-51b2";
-
-fn calls(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .arg("calls")
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", "sqlite://voxgate.db")
-        .output()
-        .expect("run voxgate calls");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Waits until the call log holds `n` ended calls; returns them.
 fn ended_calls(d: &Daemon, n: usize) -> Vec<serde_json::Value> {
@@ -49,12 +37,7 @@ fn two_fallback_calls(d: &Daemon) {
             &format!("turn{i}"),
             &[Seg::Quiet(800), Seg::Talk(800), Seg::Quiet(2500)],
         );
-        let run = sipp(
-            "uac_play_wait_bye.xml",
-            d.addr,
-            "u1",
-            &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
-        );
+        let run = sipp_pcap("uac_play_wait_bye.xml", d.addr, &pcap, &[]);
         assert!(
             run.status.success(),
             "call {i}: sipp must hear the fallback and get BYE: {}",
@@ -199,21 +182,7 @@ fn the_caller_hanging_up_during_a_slow_tool_leaves_one_clean_record() {
             &[Seg::Quiet(800), Seg::Talk(800), Seg::Quiet(2000)],
         );
         // Hangs up ~4.5 s in: after the tool call went out, before its answer.
-        let run = sipp(
-            "uac_basic.xml",
-            d.addr,
-            "u1",
-            &[
-                "-m",
-                "1",
-                "-key",
-                "pcap",
-                pcap.to_str().expect("path"),
-                "-key",
-                "hold_ms",
-                "4500",
-            ],
-        );
+        let run = sipp_pcap("uac_basic.xml", d.addr, &pcap, &["-key", "hold_ms", "4500"]);
         assert!(run.status.success(), "call {i}: {}", run.stderr);
     }
     let ends = d.call_ends(2);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{sim_script, sipp, speech_pcap, Daemon, Seg};
+use common::{sim_script, sipp_pcap, speech_pcap, Daemon, Seg};
 
 fn n(v: &serde_json::Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or(0)
@@ -28,21 +28,7 @@ fn conversation_flows_both_ways() {
         "turn",
         &[Seg::Quiet(2500), Seg::Talk(1000), Seg::Quiet(3500)],
     );
-    let run = sipp(
-        "uac_basic.xml",
-        d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-key",
-            "hold_ms",
-            "7500",
-        ],
-    );
+    let run = sipp_pcap("uac_basic.xml", d.addr, &pcap, &["-key", "hold_ms", "7500"]);
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
     // 7 s of caller audio in 20 ms appends, sent as it arrived.
@@ -94,21 +80,7 @@ fn caller_barging_in_cuts_the_agent_off() {
             Seg::Quiet(2000),
         ],
     );
-    let run = sipp(
-        "uac_basic.xml",
-        d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-key",
-            "hold_ms",
-            "9500",
-        ],
-    );
+    let run = sipp_pcap("uac_basic.xml", d.addr, &pcap, &["-key", "hold_ms", "9500"]);
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
     assert!(n(end, "barge_ins") >= 1, "{end}");
@@ -141,12 +113,7 @@ fn model_drop_reconnects_once_then_plays_fallback_and_hangs_up() {
             Seg::Quiet(8000),
         ],
     );
-    let run = sipp(
-        "uac_play_wait_bye.xml",
-        d.addr,
-        "u1",
-        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
-    );
+    let run = sipp_pcap("uac_play_wait_bye.xml", d.addr, &pcap, &[]);
     assert!(
         run.status.success(),
         "sipp must receive voxgate's BYE: {}",
@@ -176,12 +143,7 @@ fn refused_handshake_plays_fallback_then_hangs_up() {
         "voice: tone\nrequire_key: \"not-what-voxgate-sends\"\n",
     );
     let pcap = speech_pcap(&d.dir, "quiet", &[Seg::Quiet(6000)]);
-    let run = sipp(
-        "uac_play_wait_bye.xml",
-        d.addr,
-        "u1",
-        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
-    );
+    let run = sipp_pcap("uac_play_wait_bye.xml", d.addr, &pcap, &[]);
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
     assert_eq!(end["end_reason"], "model_failure", "{end}");

@@ -8,11 +8,10 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{scratch, sim_script, sipp, speech_pcap, Daemon, Seg};
+use common::{calls, scratch, sim_script, sipp, sipp_pcap, speech_pcap, Daemon, Seg};
 
 /// One request received by the fake ticketing system.
 #[derive(Debug, Clone)]
@@ -99,17 +98,6 @@ fn http_server() -> (u16, Arc<Mutex<Vec<Seen>>>) {
     (port, seen)
 }
 
-fn calls(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
-        .arg("calls")
-        .args(args)
-        .current_dir(dir)
-        .env("DATABASE_URL", "sqlite://voxgate.db")
-        .output()
-        .expect("run voxgate calls");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 const SECRET: &str = "test-signing-secret-5e3c";
 
 #[test]
@@ -182,20 +170,11 @@ turns:
         &[Seg::Quiet(1000), Seg::Talk(1000), Seg::Quiet(1500)],
     );
     let trace = d.dir.join("sipp-messages.log");
-    let run = sipp(
+    let run = sipp_pcap(
         "uac_refer.xml",
         d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-trace_msg",
-            "-message_file",
-            trace.to_str().expect("path"),
-        ],
+        &pcap,
+        &["-trace_msg", "-message_file", trace.to_str().expect("path")],
     );
     assert!(
         run.status.success(),
@@ -367,12 +346,7 @@ fn end_call_hangs_up_after_the_goodbye_has_played() {
         "turn",
         &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
     );
-    let run = sipp(
-        "uac_play_wait_bye.xml",
-        d.addr,
-        "u1",
-        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
-    );
+    let run = sipp_pcap("uac_play_wait_bye.xml", d.addr, &pcap, &[]);
     assert!(
         run.status.success(),
         "sipp must get voxgate's BYE: {}",
@@ -399,23 +373,11 @@ fn a_refused_transfer_is_explained_to_the_caller_and_the_call_goes_on() {
         "turn",
         &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
     );
-    let run = sipp(
+    let run = sipp_pcap(
         "uac_refer_fail.xml",
         d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-key",
-            "refer_code",
-            "603",
-            "-key",
-            "hold_ms",
-            "5000",
-        ],
+        &pcap,
+        &["-key", "refer_code", "603", "-key", "hold_ms", "5000"],
     );
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
@@ -457,23 +419,11 @@ fn a_refer_without_notify_times_out_and_the_agent_takes_over() {
         "turn",
         &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
     );
-    let run = sipp(
+    let run = sipp_pcap(
         "uac_refer_fail.xml",
         d.addr,
-        "u1",
-        &[
-            "-m",
-            "1",
-            "-key",
-            "pcap",
-            pcap.to_str().expect("path"),
-            "-key",
-            "refer_code",
-            "202",
-            "-key",
-            "hold_ms",
-            "9000",
-        ],
+        &pcap,
+        &["-key", "refer_code", "202", "-key", "hold_ms", "9000"],
     );
     assert!(run.status.success(), "sipp: {}", run.stderr);
     let end = &d.call_ends(1)[0];
@@ -536,12 +486,7 @@ fn when_the_model_fails_the_fallback_files_a_call_back_ticket() {
         "turn",
         &[Seg::Quiet(1000), Seg::Talk(800), Seg::Quiet(2500)],
     );
-    let run = sipp(
-        "uac_play_wait_bye.xml",
-        d.addr,
-        "u1",
-        &["-m", "1", "-key", "pcap", pcap.to_str().expect("path")],
-    );
+    let run = sipp_pcap("uac_play_wait_bye.xml", d.addr, &pcap, &[]);
     assert!(
         run.status.success(),
         "sipp must get voxgate's BYE: {}",

@@ -346,3 +346,33 @@ pub fn invite(user: &str, call_id: &str) -> String {
         sdp.len()
     )
 }
+
+/// Runs `voxgate calls ARGS` against the SQLite call log in `dir`; returns its stdout.
+pub fn calls(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_voxgate"))
+        .arg("calls")
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", "sqlite://voxgate.db")
+        .output()
+        .expect("run voxgate calls");
+    assert!(
+        out.status.success(),
+        "voxgate calls failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One SIPp call of `scenario` with the caller audio `pcap` and extra arguments.
+pub fn sipp_pcap(scenario: &str, target: SocketAddr, pcap: &Path, extra: &[&str]) -> Sipp {
+    let mut args = vec![
+        "-m",
+        "1",
+        "-key",
+        "pcap",
+        pcap.to_str().expect("utf-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    sipp(scenario, target, "u1", &args)
+}

@@ -355,15 +355,7 @@ impl Call {
         self.flush_sip();
         if let (true, Some(endpoint)) = (use_model, self.ctx.model.clone()) {
             // Open the model session in parallel with ringing: the caller must not wait for it.
-            let (tx, rx) = oneshot::channel();
-            let limit = self.ctx.connect_timeout;
-            tokio::spawn(
-                async move {
-                    let _ = tx.send(model_client::connect(&endpoint, limit).await);
-                }
-                .in_current_span(),
-            );
-            self.connecting = Some(rx);
+            self.connect_model(endpoint);
         }
         // Answer at once, or after the configured ringing time (CANCEL may arrive meanwhile).
         if self.uas.ended().is_none() {

@@ -105,6 +105,11 @@ impl Call {
                 return;
             }
         };
+        self.connect_model(endpoint);
+    }
+
+    /// Starts the model handshake in its own task; the result arrives on `self.connecting`.
+    pub(super) fn connect_model(&mut self, endpoint: model_client::ModelEndpoint) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let limit = self.ctx.connect_timeout;
         tokio::spawn(

@@ -30,6 +30,7 @@ pub use cli::{
 };
 pub use db::{apply_retention, Backend, Db, SchemaVersion};
 pub use record::{kind, CallId, NewTicket, Record, TicketId, TicketRecord};
+pub use spool::spool_usage;
 pub use writer::{StoreHandle, StoreStats, SyncReport};
 
 /// Everything that can go wrong in the store, by who is at fault.

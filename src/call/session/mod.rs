@@ -502,6 +502,9 @@ impl Call {
                         self.socket = Some(Arc::new(socket));
                         self.lease = Some(lease);
                         self.answered = Some(now);
+                        crate::ops::metrics::call_answered(
+                            now.saturating_duration_since(self.started),
+                        );
                         self.record_start(&format!("{:?}", n.codec).to_uppercase());
                         self.submit(Record::CallAnswered {
                             id: self.id,
@@ -692,6 +695,21 @@ impl Call {
             lat_barge_in_p99_us = pct(&self.latency.barge_in, 99.0),
             "call ended"
         );
+        crate::ops::metrics::call_ended(&crate::ops::metrics::CallEndMetrics {
+            sip_call_id: &self.uas.incoming().sip_call_id,
+            dialplan: &self.plan_name,
+            end_reason: &reason,
+            duration: self.started.elapsed(),
+            rtp_in: stats.rtp_in,
+            rtp_out: stats.rtp_out,
+            rtp_lost: stats.lost,
+            rtp_late: stats.late,
+            jitter: None,
+            playout_underruns: 0,
+            barge_ins: b.barge_ins,
+            barge_ins_rejected: b.barge_ins_rejected,
+            model_errors: b.errors,
+        });
         self.record_start("");
         let hangup_by = match cause {
             EndCause::RemoteBye | EndCause::Cancelled => Some("caller"),

@@ -65,7 +65,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.database.spool_dir.clone(),
     ))
     .await
-    .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.url))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "database {}: {e}",
+            crate::store::redact(&config.database.url)
+        )
+    })?;
     let _retention = (config.database.retention_days > 0).then(|| {
         info!(
             days = config.database.retention_days,

@@ -49,6 +49,7 @@ cat > "$work/voxgate.yaml" <<YAML
 sip: { listen: "127.0.0.1:$port", max_calls: $((CALLS * 2)) }
 rtp: { port_min: 30000, port_max: $((30000 + CALLS * 4 + 100)), timeout: 60s }
 $model_yaml
+http: { listen: "127.0.0.1:$(free_port)" }
 log: { format: json, level: info }
 YAML
 ulimit -n 65536 2>/dev/null || true

@@ -103,6 +103,8 @@ pub struct SipConfig {
     pub transports: Vec<TransportName>,
     /// Codec preference for the SDP answer, best first.
     pub codecs: Vec<CodecName>,
+    /// On SIGTERM, how long live calls may go on (new ones get 503) before they are hung up.
+    pub drain_timeout: Secs,
 }
 
 impl Default for SipConfig {
@@ -114,6 +116,7 @@ impl Default for SipConfig {
             max_calls: 500,
             transports: vec![TransportName::Udp, TransportName::Tcp],
             codecs: vec![CodecName::Pcmu, CodecName::Pcma, CodecName::Opus],
+            drain_timeout: Secs(Duration::from_secs(30)),
         }
     }
 }
@@ -519,6 +522,15 @@ impl Config {
         if self.sip.codecs.is_empty() {
             return bad("sip.codecs", "list at least one of pcmu, pcma, opus".into());
         }
+        if self.sip.drain_timeout.0 > Duration::from_secs(24 * 3600) {
+            return bad(
+                "sip.drain_timeout",
+                format!(
+                    "{} is longer than a day: write e.g. 30s or 15m",
+                    self.sip.drain_timeout
+                ),
+            );
+        }
         if self.sip.transports.is_empty() {
             return bad("sip.transports", "list udp, tcp or both".into());
         }
@@ -628,6 +640,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.sip.listen.to_string(), "0.0.0.0:5060");
         assert_eq!(c.sip.max_calls, 500);
+        assert_eq!(c.sip.drain_timeout, Secs(Duration::from_secs(30)));
         assert_eq!((c.rtp.port_min, c.rtp.port_max), (20000, 30000));
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:9090");
         assert_eq!(c.database.url, "sqlite://voxgate.db");
@@ -646,6 +659,7 @@ mod tests {
                 ("VOXGATE_SIP_LISTEN", "127.0.0.1:5080"),
                 ("VOXGATE_RTP_TIMEOUT", "5s"),
                 ("VOXGATE_SIP_MAX_CALLS", "7"),
+                ("VOXGATE_SIP_DRAIN_TIMEOUT", "2m"),
                 ("DATABASE_URL", "postgres://x/y"),
                 ("PATH", "/bin"),
             ]))
@@ -654,6 +668,7 @@ mod tests {
         assert_eq!(c.rtp.port_min, 40000);
         assert_eq!(c.rtp.timeout, Secs(Duration::from_secs(5)));
         assert_eq!(c.sip.max_calls, 7);
+        assert_eq!(c.sip.drain_timeout, Secs(Duration::from_secs(120)));
         assert_eq!(c.database.url, "postgres://x/y");
     }
 
@@ -695,6 +710,10 @@ mod tests {
         let mut c = Config::default();
         c.sip.allow_from = vec!["10.0.0.0/33".into()];
         assert!(c.validate().is_err());
+        let mut c = Config::default();
+        c.sip.drain_timeout = Secs(Duration::from_secs(2 * 24 * 3600));
+        let err = c.validate().expect_err("two days");
+        assert!(err.to_string().starts_with("sip.drain_timeout:"), "{err}");
     }
 
     #[test]

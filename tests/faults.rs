@@ -84,6 +84,16 @@ fn a_hanging_model_handshake_gets_the_fallback_and_the_key_stays_secret() {
     let logs = std::fs::read_to_string(d.dir.join("voxgate.log")).expect("log");
     assert!(logs.contains("model connection failed"), "reason is logged");
     assert!(!logs.contains(API_KEY), "API key in the logs");
+    let (_, metrics) = common::http_get(d.http, "/metrics");
+    assert!(!metrics.contains(API_KEY), "API key in the metrics");
+    assert!(
+        common::metric(
+            &metrics,
+            "voxgate_model_errors_total{kind=\"handshake_timeout\"}"
+        )
+        .is_some_and(|n| n >= 2.0),
+        "{metrics}"
+    );
     let detail = calls(&d.dir, &["--json", "--limit", "100"]);
     let rows: Vec<serde_json::Value> = serde_json::from_str(&detail).expect("json");
     for r in rows {

@@ -284,6 +284,33 @@ turns:
         .collect();
     assert_eq!(lookups.len(), 1);
     assert_eq!(lookups[0].path, "/lookup?order_number=A-1");
+    // Tool calls are counted by tool and outcome.
+    let (_, body) = common::http_get(d.http, "/metrics");
+    for (series, want) in [
+        (
+            "voxgate_tool_calls_total{outcome=\"invalid\",tool=\"create_ticket\"}",
+            1.0,
+        ),
+        (
+            "voxgate_tool_calls_total{outcome=\"ok\",tool=\"create_ticket\"}",
+            1.0,
+        ),
+        (
+            "voxgate_tool_calls_total{outcome=\"ok\",tool=\"lookup_order\"}",
+            1.0,
+        ),
+        (
+            "voxgate_tool_calls_total{outcome=\"ok\",tool=\"transfer_to_human\"}",
+            1.0,
+        ),
+    ] {
+        assert_eq!(
+            common::metric(&body, series),
+            Some(want),
+            "{series}\n{body}"
+        );
+    }
+    assert!(!body.contains(SECRET), "secret in the metrics");
     // The secret never reaches the logs.
     let logs = std::fs::read_to_string(d.dir.join("voxgate.log")).expect("log");
     assert!(!logs.contains(SECRET), "secret in logs");

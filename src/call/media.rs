@@ -71,6 +71,10 @@ pub struct MediaStats {
     pub resyncs: u64,
     /// Frames dropped because the playout queue was full.
     pub playout_dropped: u64,
+    /// Times agent audio ran out mid-response (the caller heard a gap).
+    pub underruns: u64,
+    /// RFC 3550 interarrival jitter of the caller's audio at the end, in microseconds.
+    pub jitter_us: u64,
 }
 
 /// The media leg of one call. See the module doc.
@@ -94,6 +98,10 @@ pub struct MediaLeg {
     direction: Direction,
     /// Model mode: the last sequence number forwarded to the model.
     forwarded: Option<u64>,
+    /// Arrival time and RTP timestamp of the previous audio packet (RFC 3550 jitter).
+    arrival: Option<(Instant, u32)>,
+    /// RFC 3550 interarrival jitter, in timestamp units.
+    jitter_units: f64,
     last_rx: Instant,
     /// Samples per 20 ms frame at the codec's RTP clock rate.
     frame_samples: u32,
@@ -153,6 +161,8 @@ impl MediaLeg {
             prompt_pcm: Vec::with_capacity(1920),
             direction: n.direction,
             forwarded: None,
+            arrival: None,
+            jitter_units: 0.0,
             last_rx: now,
             frame_samples,
             transmit: VecDeque::new(),
@@ -210,8 +220,22 @@ impl MediaLeg {
         let p = self.playout.stats();
         s.resyncs = p.resyncs;
         s.playout_dropped = p.dropped;
+        s.underruns = p.underruns;
         s.ignored += self.latch.ignored();
+        s.jitter_us = (self.jitter_units * 1e6 / f64::from(self.codec.clock_rate().max(1))) as u64;
         s
+    }
+
+    /// RFC 3550 §6.4.1: J += (|D| - J) / 16, D the difference in transit time of two packets.
+    fn update_jitter(&mut self, now: Instant, ts: u32) {
+        if let Some((at, prev_ts)) = self.arrival {
+            let rate = f64::from(self.codec.clock_rate());
+            let arrival = now.saturating_duration_since(at).as_secs_f64() * rate;
+            let sent = f64::from(ts.wrapping_sub(prev_ts) as i32);
+            let d = (arrival - sent).abs();
+            self.jitter_units += (d - self.jitter_units) / 16.0;
+        }
+        self.arrival = Some((now, ts));
     }
 
     /// Counts a packet the socket could not take.
@@ -249,6 +273,7 @@ impl MediaLeg {
             self.stats.ignored += 1;
             return;
         }
+        self.update_jitter(now, pkt.timestamp().0);
         let seq = self.seq.extend(pkt.sequence());
         if matches!(self.source, MediaSource::Model) {
             // The model needs no playout clock: forward at once, in order, so the caller's

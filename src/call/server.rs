@@ -2,11 +2,17 @@
 //! routes it with [`crate::sip::endpoint::route`] and hands it to the call task that owns its
 //! Call-ID, answers it statelessly, or admits a new call. The router alone owns the
 //! `Call-ID → sender` map; calls register by being spawned here and unregister by message.
+//!
+//! Graceful drain: the first SIGTERM (or SIGINT) makes the node unavailable: new INVITEs and
+//! OPTIONS get 503 with Retry-After (a dispatcher's probe marks the node down), `/readyz` turns
+//! 503, and in-dialog traffic of live calls is still served. When the last call ends, or at
+//! `sip.drain_timeout`, every remaining call is hung up politely (BYE, end reason `shutdown`)
+//! and given [`HANGUP_GRACE`] to send it and its call record. A second signal stops at once.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -18,6 +24,8 @@ use crate::config::{Config, MediaMode, TransportName};
 use crate::media::ports::PortPool;
 use crate::model::client::{ModelEndpoint, Secret};
 use crate::model::sim;
+use crate::ops::http::{Ops, Probe, StoreState};
+use crate::ops::metrics::{self, StoreSnapshot};
 use crate::sip::dialog::{LocalAddr, UasSession};
 use crate::sip::endpoint::{route, Route, RouteOptions};
 use crate::sip::message::{self, add_header, base, response, stamp_via};
@@ -26,7 +34,7 @@ use crate::sip::transport::{self, Inbound, Peer, TransportHandle};
 
 use crate::dialplan::{spawn_reloader, CallFacts, DialplanSet, RouteDecision};
 use crate::sip::message::BaseHeaders;
-use crate::store::{spawn_retention, CallId, Record, Store, StoreConfig};
+use crate::store::{spawn_retention, spool_usage, CallId, Record, Store, StoreConfig};
 use rsip::prelude::*;
 
 use super::plan::CallPlan;
@@ -34,6 +42,9 @@ use super::session::{self, CallContext, CallInput};
 
 /// Capacity of each call's inbound SIP channel; a full one drops (UDP retransmits).
 const CALL_QUEUE: usize = 64;
+/// After the drain deadline hangs the remaining calls up, how long their BYEs and call records
+/// may take before the daemon exits anyway.
+const HANGUP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -42,6 +53,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let set = DialplanSet::load(std::slice::from_ref(&config.dialplans))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     info!(plans = set.len(), dir = %config.dialplans.display(), "dialplans loaded");
+    // The operations endpoint comes up first, so liveness answers while the rest starts.
+    let ops = Arc::new(Ops::default());
+    crate::ops::http::start(config.http.listen, ops.clone())
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {}", config.http.listen))?;
     let (model, _sim) = model_endpoint(&config).await?;
     // The call log: migrated at start; if the database is down, records are spooled.
     let (store, store_task) = Store::open(&StoreConfig::new(
@@ -49,7 +65,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.database.spool_dir.clone(),
     ))
     .await
-    .map_err(|e| anyhow::anyhow!("database {}: {e}", config.database.url))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "database {}: {e}",
+            crate::store::redact(&config.database.url)
+        )
+    })?;
     let _retention = (config.database.retention_days > 0).then(|| {
         info!(
             days = config.database.retention_days,
@@ -62,12 +83,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         )
     });
     // Invalid edits are rejected and logged by the reloader; live calls keep their plan.
-    let (plans, _reloader) = spawn_reloader(config.dialplans.clone(), Arc::new(set));
+    let (plans, reloader) = spawn_reloader(config.dialplans.clone(), Arc::new(set));
+    ops.set_probe(probe(
+        store.clone(),
+        config.database.spool_dir.clone(),
+        plans.clone(),
+        reloader.stats(),
+    ));
     let udp = config.sip.transports.contains(&TransportName::Udp);
     let tcp = config.sip.transports.contains(&TransportName::Tcp);
     let (handle, inbound) = transport::start(config.sip.listen, udp, tcp)
         .await
         .with_context(|| format!("cannot listen on {}", config.sip.listen))?;
+    ops.set_sip_bound();
     info!(
         listen = %handle.local_addr(),
         udp, tcp,
@@ -87,10 +115,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ctx,
         config,
         seed: seed(),
+        ops,
     };
     let result = router.serve(inbound).await;
     // Let the writer drain what the calls submitted (or spool it) before exiting.
     drop(router);
+    drop(reloader);
     if tokio::time::timeout(std::time::Duration::from_secs(5), store_task)
         .await
         .is_err()
@@ -98,6 +128,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         warn!("the call log did not drain within 5 s; the rest is in the spool");
     }
     result
+}
+
+/// The readiness probe and scrape-time refresh: the store's figures and the dialplan reloads go
+/// to the metrics; the plan count and the store's condition go to `/readyz`. Runs on the
+/// blocking pool (it lists the spool folder).
+fn probe(
+    store: crate::store::StoreHandle,
+    spool_dir: std::path::PathBuf,
+    plans: tokio::sync::watch::Receiver<Arc<DialplanSet>>,
+    reloads: tokio::sync::watch::Receiver<crate::dialplan::ReloadStats>,
+) -> Box<crate::ops::http::ProbeFn> {
+    Box::new(move || {
+        let st = store.stats();
+        let (files, bytes) = spool_usage(&spool_dir);
+        metrics::store_snapshot(&StoreSnapshot {
+            queue_depth: store.queue_depth() as u64,
+            spool_files: files as u64,
+            spool_bytes: bytes,
+            written: st.written,
+            spooled: st.spooled + st.overflowed,
+            replayed: st.replayed,
+            rejected: st.rejected,
+            write_errors: st.db_failures,
+        });
+        let dialplans = plans.borrow().len();
+        let r = *reloads.borrow();
+        metrics::dialplan_reloads(r.ok, r.rejected, dialplans);
+        let store = if store.is_closed() {
+            StoreState::Down
+        } else if st.degraded || files > 0 {
+            StoreState::Spooling
+        } else {
+            StoreState::Ok
+        };
+        Probe { dialplans, store }
+    })
 }
 
 /// The model endpoint for model mode: `sim` starts the built-in simulator in-process (its
@@ -181,32 +247,124 @@ fn seed() -> u64 {
     h.finish()
 }
 
+/// Where the router is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Taking calls.
+    Running,
+    /// Refusing new calls; live calls may go on until this deadline.
+    Draining(Instant),
+    /// Live calls were told to hang up; exit when they are gone or at this deadline.
+    Ending(Instant),
+}
+
+impl Phase {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Phase::Running => None,
+            Phase::Draining(t) | Phase::Ending(t) => Some(t),
+        }
+    }
+}
+
 struct Router {
     /// The current dialplans (replaced atomically by the reloader).
     plans: tokio::sync::watch::Receiver<Arc<DialplanSet>>,
-    /// Live calls by SIP Call-ID; entries leave when the call task reports it is done.
+    /// Call tasks by SIP Call-ID; entries leave when the task reports it is done, which may be
+    /// some seconds after the call ended (its last transaction absorbs retransmissions). Calls
+    /// in progress are tracked by [`metrics::calls_in_progress`].
     calls: HashMap<String, mpsc::Sender<CallInput>>,
     transport: TransportHandle,
     ctx: Arc<CallContext>,
     config: Config,
     seed: u64,
+    /// Readiness state shared with the HTTP endpoint (draining is set here).
+    ops: Arc<Ops>,
 }
 
 impl Router {
     async fn serve(&mut self, mut inbound: mpsc::Receiver<Inbound>) -> anyhow::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
         let (done_tx, mut done_rx) = mpsc::channel::<String>(1024);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot install the SIGTERM handler")?;
+        let mut term =
+            signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+        let mut int =
+            signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+        let mut phase = Phase::Running;
         loop {
-            tokio::select! {
-                Some(msg) = inbound.recv() => self.on_message(msg, &done_tx),
-                Some(id) = done_rx.recv() => { self.calls.remove(&id); }
-                _ = tokio::signal::ctrl_c() => break,
-                _ = term.recv() => break,
+            let deadline = phase.deadline();
+            let signalled = tokio::select! {
+                Some(msg) = inbound.recv() => { self.on_message(msg, &done_tx); None }
+                Some(id) = done_rx.recv() => { self.call_done(&id); None }
+                Some(()) = term.recv() => Some("SIGTERM"),
+                Some(()) = int.recv() => Some("SIGINT"),
+                () = metrics::call_left(), if phase != Phase::Running => None,
+                () = sleep_until(deadline) => {
+                    match phase {
+                        Phase::Draining(_) => phase = self.hang_up_all(),
+                        Phase::Ending(_) => {
+                            warn!(active = metrics::calls_in_progress(),
+                                  "calls did not end within {HANGUP_GRACE:?} of the hang-up; exiting");
+                            break;
+                        }
+                        Phase::Running => {}
+                    }
+                    None
+                }
+            };
+            if let Some(sig) = signalled {
+                if phase != Phase::Running {
+                    warn!(
+                        active = metrics::calls_in_progress(),
+                        "{sig} again: stopping now"
+                    );
+                    break;
+                }
+                let timeout = self.config.sip.drain_timeout.0;
+                info!(event = "drain_start", signal = sig, active = metrics::calls_in_progress(),
+                      timeout = %self.config.sip.drain_timeout,
+                      "draining: new calls get 503, live calls may finish (signal again to stop now)");
+                self.ops.set_draining();
+                phase = Phase::Draining(Instant::now() + timeout);
+            }
+            // Calls that ended but whose tasks still wait out transaction timers do not hold
+            // the exit up: their final responses and BYEs have been sent.
+            if phase != Phase::Running && metrics::calls_in_progress() == 0 {
+                info!(event = "drain_done", "no live calls left");
+                break;
             }
         }
-        info!(active = self.calls.len(), "shutting down");
+        info!(active = metrics::calls_in_progress(), "shutting down");
         Ok(())
+    }
+
+    /// The drain deadline passed: asks every live call to hang up (BYE once answered, 503
+    /// before) and gives them [`HANGUP_GRACE`].
+    fn hang_up_all(&mut self) -> Phase {
+        info!(
+            event = "drain_deadline",
+            active = metrics::calls_in_progress(),
+            "drain timeout reached: hanging up the remaining calls"
+        );
+        for (id, tx) in &self.calls {
+            if !metrics::call_in_progress(id) {
+                continue; // over already; its task waits out transaction timers
+            }
+            let input = CallInput::Hangup {
+                reason: "shutdown".into(),
+                code: 503,
+            };
+            if tx.try_send(input).is_err() {
+                warn!(call_id = %id, "call queue full or closed: cannot ask it to hang up");
+            }
+        }
+        Phase::Ending(Instant::now() + HANGUP_GRACE)
+    }
+
+    /// A call task finished.
+    fn call_done(&mut self, id: &str) {
+        self.calls.remove(id);
+        metrics::call_gone(id);
     }
 
     fn send(&self, peer: &Peer, bytes: Vec<u8>) {
@@ -218,6 +376,7 @@ impl Router {
         let msg = match message::parse(&inbound.bytes) {
             Ok(m) => m,
             Err(e) => {
+                metrics::sip_parse_error();
                 debug!(from = %peer.addr, "rejected message: {}", e.reason);
                 if let Some(resp) = e.response {
                     self.send(&peer, resp);
@@ -235,7 +394,10 @@ impl Router {
         let Ok(b) = base(&msg) else {
             return;
         };
-        let opts = RouteOptions { unavailable: false };
+        let draining = self.ops.draining();
+        let opts = RouteOptions {
+            unavailable: draining,
+        };
         match route(&msg, &b, |id| self.calls.contains_key(id), opts) {
             Route::Call(id) => {
                 if let Some(tx) = self.calls.get(&id) {
@@ -244,7 +406,17 @@ impl Router {
                     }
                 }
             }
-            Route::Reply(resp) => self.send(&peer, resp.to_string().into_bytes()),
+            Route::Reply(resp) => {
+                let new_invite = matches!(&msg, SipMessage::Request(r) if r.method == rsip::Method::Invite)
+                    && b.to_tag.is_none();
+                if draining && new_invite && resp.status_code.code() == 503 {
+                    // Not a call of this node: the dispatcher sends it to another one, whose
+                    // call log records it (a row here would duplicate its Call-ID).
+                    info!(call_id = %b.call_id, from = %peer.addr, "draining: new call refused with 503");
+                    metrics::call_refused("draining");
+                }
+                self.send(&peer, resp.to_string().into_bytes())
+            }
             Route::Drop(why) => debug!(from = %peer.addr, "dropped: {why}"),
             Route::NewInvite => {
                 let SipMessage::Request(req) = msg else {
@@ -262,6 +434,7 @@ impl Router {
                     add_header(&mut resp.headers, "Retry-After", "5");
                     self.send(&peer, resp.to_string().into_bytes());
                     self.record_rejected(&req, &b, 503, "overloaded");
+                    metrics::call_refused("overloaded");
                     return;
                 }
                 self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -283,7 +456,12 @@ impl Router {
                     }
                 };
                 let plan = self.plan_for(&uas);
+                let dialplan = match &plan {
+                    CallPlan::Open(p) | CallPlan::Closed { plan: p, .. } => p.name.clone(),
+                    CallPlan::Reject(_) => String::new(),
+                };
                 let (tx, rx) = mpsc::channel(CALL_QUEUE);
+                metrics::call_started(&b.call_id, &dialplan);
                 self.calls.insert(b.call_id.clone(), tx);
                 session::spawn(
                     uas,
@@ -387,6 +565,14 @@ impl Router {
                 .allow_from
                 .iter()
                 .any(|cidr| cidr_contains(cidr, ip))
+    }
+}
+
+/// Sleeps until `at`; never wakes without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tracing::{debug, warn};
 
 use super::protocol::{self, ClientEvent, ServerEvent};
+use crate::ops::metrics;
 
 /// Events queued towards the server: ~5 s of 20 ms audio appends plus control events.
 pub const SEND_QUEUE: usize = 256;
@@ -170,6 +171,20 @@ impl ModelError {
             }
         )
     }
+
+    /// A short, stable name for metrics (`voxgate_model_errors_total{kind=…}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelError::BadUrl { .. } => "bad_url",
+            ModelError::HandshakeTimeout(_) => "handshake_timeout",
+            ModelError::Refused { .. } => "refused",
+            ModelError::Connect(_) => "connect",
+            ModelError::Tls(_) => "tls",
+            ModelError::Protocol(_) => "protocol",
+            ModelError::Closed => "closed",
+            ModelError::QueueFull => "queue_full",
+        }
+    }
 }
 
 /// What the reader task delivers to the call task.
@@ -244,7 +259,21 @@ impl ModelSession {
 }
 
 /// Opens a session: HTTP upgrade within `handshake_timeout`, then spawns the reader and writer.
+/// The handshake time, or the failure's kind, goes to the metrics.
 pub async fn connect(
+    endpoint: &ModelEndpoint,
+    handshake_timeout: Duration,
+) -> Result<ModelSession, ModelError> {
+    let started = std::time::Instant::now();
+    let result = open(endpoint, handshake_timeout).await;
+    match &result {
+        Ok(_) => metrics::model_connected(started.elapsed()),
+        Err(e) => metrics::model_error(e.kind()),
+    }
+    result
+}
+
+async fn open(
     endpoint: &ModelEndpoint,
     handshake_timeout: Duration,
 ) -> Result<ModelSession, ModelError> {
@@ -382,6 +411,14 @@ async fn report_closed(
 ) {
     if !closed_once.swap(true, Ordering::SeqCst) {
         debug!(?reason, "model session closed");
+        match &reason {
+            CloseReason::Transport(_) => metrics::model_error("transport"),
+            // 1000 normal (also the answer to our own close), 1001 going away, 1005 no code.
+            CloseReason::Peer { code, .. } if !matches!(code, 1000 | 1001 | 1005) => {
+                metrics::model_error("server_close")
+            }
+            CloseReason::Peer { .. } => {}
+        }
         let _ = events_tx.send(ModelInput::Closed(reason)).await;
     }
 }

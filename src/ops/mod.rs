@@ -1,4 +1,6 @@
-//! Operations: tracing setup (text or JSON lines on stderr). Metrics and health endpoints arrive
-//! with the operations work; until then counters live in the per-call summary log line.
+//! Operations: tracing setup (text or JSON lines on stderr), Prometheus metrics, and the HTTP
+//! endpoint that serves them with the health and readiness checks.
 
+pub mod http;
 pub mod logging;
+pub mod metrics;

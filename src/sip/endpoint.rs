@@ -12,6 +12,10 @@ use rsip::{Method, SipMessage};
 
 use super::message::{add_header, response, set_body, BaseHeaders, ALLOW};
 
+/// Seconds in `Retry-After` when unavailable (RFC 3261 §20.33): long enough for a dispatcher
+/// to move on, short enough for a restarted node to be tried again soon.
+const RETRY_AFTER: &str = "30";
+
 /// What to do with one received message.
 #[derive(Debug)]
 pub enum Route {
@@ -28,7 +32,8 @@ pub enum Route {
 /// Options for stateless answers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RouteOptions {
-    /// When draining or overloaded, OPTIONS is answered 503 so a dispatcher marks us down.
+    /// When draining, new INVITEs and OPTIONS are answered 503 with Retry-After, so callers
+    /// try another node and a dispatcher's OPTIONS probe marks this one down.
     pub unavailable: bool,
 }
 
@@ -88,6 +93,11 @@ pub fn route(
         return Route::Call(base.call_id.clone());
     }
     match &req.method {
+        Method::Invite if base.to_tag.is_none() && opts.unavailable => {
+            let mut resp = response(req, 503, Some(&tag));
+            add_header(&mut resp.headers, "Retry-After", RETRY_AFTER);
+            Route::Reply(resp)
+        }
         Method::Invite if base.to_tag.is_none() => Route::NewInvite,
         Method::Ack => Route::Drop("ACK outside any call"),
         Method::Options if base.to_tag.is_none() => {
@@ -97,7 +107,7 @@ pub fn route(
             add_header(&mut resp.headers, "Accept", "application/sdp");
             add_header(&mut resp.headers, "Supported", "replaces");
             if opts.unavailable {
-                add_header(&mut resp.headers, "Retry-After", "30");
+                add_header(&mut resp.headers, "Retry-After", RETRY_AFTER);
             }
             set_body(&mut resp, "application/sdp", Vec::new());
             Route::Reply(resp)
@@ -174,6 +184,17 @@ mod tests {
             code(route(&m, &b, none, RouteOptions { unavailable: true })),
             503
         );
+        let down = RouteOptions { unavailable: true };
+        let (m, b) = req("INVITE", "");
+        let Route::Reply(resp) = route(&m, &b, none, down) else {
+            panic!("a new INVITE is refused while unavailable");
+        };
+        assert_eq!(resp.status_code.code(), 503);
+        assert!(resp.to_string().contains("Retry-After: 30"), "{resp}");
+        // In-dialog traffic of live calls still reaches them.
+        assert!(matches!(route(&m, &b, all, down), Route::Call(_)));
+        let (m, b) = req("BYE", ";tag=x");
+        assert!(matches!(route(&m, &b, all, down), Route::Call(_)));
         let (m, b) = req("REGISTER", "");
         assert_eq!(code(route(&m, &b, none, o)), 405);
         let (m, b) = req("ACK", ";tag=x");

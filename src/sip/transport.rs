@@ -3,6 +3,9 @@
 //! bounded channel; sending never awaits (a full socket or connection queue drops the message and
 //! counts it — SIP's own retransmissions recover, and no call task is stalled by a slow peer).
 //!
+//! Every message received or sent is counted by method or status code
+//! ([`crate::ops::metrics::sip_message`]), retransmissions included.
+//!
 //! Left out: TLS and WebSocket transports, DNS (RFC 3263) — we answer to where requests came from.
 
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::message::{frame_len, MAX_MESSAGE};
+use crate::ops::metrics::{self, Direction};
 
 /// A SIP transport protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,6 +87,7 @@ impl TransportHandle {
     /// Sends one message to `peer` without waiting. Over TCP it reuses the peer's connection,
     /// or opens a new one if that connection is gone.
     pub fn send(&self, peer: &Peer, bytes: Bytes) {
+        metrics::sip_message(Direction::Out, &bytes);
         match peer.transport {
             Transport::Udp => {
                 let Some(sock) = &self.udp else {
@@ -158,6 +163,7 @@ impl TransportHandle {
                                 continue;
                             }
                             this.stats.received.fetch_add(1, Ordering::Relaxed);
+                            metrics::sip_message(Direction::In, &msg);
                             let _ = this.inbound.try_send(Inbound { bytes: msg, peer });
                         }
                         Ok(None) => break,
@@ -229,6 +235,7 @@ pub async fn start(
                     continue;
                 }
                 stats.received.fetch_add(1, Ordering::Relaxed);
+                metrics::sip_message(Direction::In, data);
                 let peer = Peer {
                     transport: Transport::Udp,
                     addr,

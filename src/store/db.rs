@@ -292,7 +292,7 @@ pub(crate) fn is_permanent(e: &sqlx::Error) -> bool {
 }
 
 /// `url` without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let userinfo = &url[s + 3..at];

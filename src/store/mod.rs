@@ -28,8 +28,9 @@ use std::time::Duration;
 pub use cli::{
     find_call, list_calls, recent_calls, show_call, CallDetail, CallRow, EventRow, TicketRow,
 };
-pub use db::{apply_retention, Backend, Db, SchemaVersion};
+pub use db::{apply_retention, redact, Backend, Db, SchemaVersion};
 pub use record::{kind, CallId, NewTicket, Record, TicketId, TicketRecord};
+pub use spool::spool_usage;
 pub use writer::{StoreHandle, StoreStats, SyncReport};
 
 /// Everything that can go wrong in the store, by who is at fault.

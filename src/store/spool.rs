@@ -292,6 +292,18 @@ pub(crate) fn list_spool_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Spool files waiting in `dir` and their total size in bytes (blocking; for metrics). A
+/// missing folder is an empty spool.
+pub fn spool_usage(dir: &Path) -> (usize, u64) {
+    let files = list_spool_files(dir).unwrap_or_default();
+    let bytes = files
+        .iter()
+        .filter_map(|f| fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    (files.len(), bytes)
+}
+
 fn file_counter(path: &Path) -> Option<u64> {
     let stem = path.file_stem()?.to_str()?;
     stem.rsplit_once('-')?.1.parse().ok()

@@ -70,6 +70,8 @@ pub(crate) struct Stats {
     replayed: AtomicU64,
     rejected: AtomicU64,
     db_failures: AtomicU64,
+    /// Mirrors the writer's `degraded` flag (records are going to the spool).
+    degraded: AtomicBool,
 }
 
 /// A snapshot of the store's counters.
@@ -91,6 +93,8 @@ pub struct StoreStats {
     pub rejected: u64,
     /// Failed or timed-out batch writes and replays.
     pub db_failures: u64,
+    /// The last write or replay failed: records are going to the spool until the database is back.
+    pub degraded: bool,
 }
 
 /// Cheap-to-clone front of the store: `submit` never awaits, never blocks, never drops a record.
@@ -172,7 +176,18 @@ impl StoreHandle {
             replayed: get(&s.replayed),
             rejected: get(&s.rejected),
             db_failures: get(&s.db_failures),
+            degraded: s.degraded.load(Ordering::Relaxed),
         }
+    }
+
+    /// Records waiting in the writer's queue (for metrics).
+    pub fn queue_depth(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// The writer has stopped: records can no longer be taken.
+    pub fn is_closed(&self) -> bool {
+        self.queue.is_closed()
     }
 
     /// Tracks the per-call transcript switch; false = drop this record.
@@ -418,6 +433,7 @@ impl Writer {
             tracing::error!(error = %e, "store: cannot use this database; records stay in the spool");
         }
         self.degraded = true;
+        self.stats.degraded.store(true, Ordering::Relaxed);
         self.next_retry = Instant::now() + self.backoff;
     }
 
@@ -492,6 +508,7 @@ impl Writer {
             tracing::info!("store: database is back; spool replayed");
         }
         self.degraded = false;
+        self.stats.degraded.store(false, Ordering::Relaxed);
         self.backoff = self.cfg.retry_min;
     }
 

@@ -46,6 +46,8 @@ pub struct Daemon {
     child: Child,
     /// SIP address.
     pub addr: SocketAddr,
+    /// Operations HTTP address (`/metrics`, `/healthz`, `/readyz`).
+    pub http: SocketAddr,
     logs: Arc<(Mutex<Vec<serde_json::Value>>, Condvar)>,
     /// Scratch directory of this daemon.
     pub dir: PathBuf,
@@ -74,10 +76,11 @@ impl Daemon {
     pub fn start_with_plans(name: &str, dir: PathBuf, yaml: &str, env: &[(&str, &str)]) -> Daemon {
         let _ = name;
         let port = free_port();
+        let http = free_port();
         // A private, probably-free RTP range per daemon; bind failures fall through to the next port.
         let rtp_min = 20_000 + (u32::from(port) * 7 % 20_000) as u16 / 2 * 2;
         let config = format!(
-            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nmodel:\n  url: sim\ndialplans: \"{}\"\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
+            "sip:\n  listen: \"127.0.0.1:{port}\"\nrtp:\n  port_min: {rtp_min}\n  port_max: {}\nmodel:\n  url: sim\ndialplans: \"{}\"\nhttp:\n  listen: \"127.0.0.1:{http}\"\nlog:\n  format: json\n  level: \"voxgate=debug,info\"\n{yaml}",
             rtp_min + 400,
             dir.join("dialplans").display()
         );
@@ -120,6 +123,7 @@ impl Daemon {
         let d = Daemon {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http)),
             logs,
             dir,
         };
@@ -177,6 +181,29 @@ impl Daemon {
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `HUP`) to the daemon.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", name, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -s {name} failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status, or `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
@@ -375,4 +402,55 @@ pub fn sipp_pcap(scenario: &str, target: SocketAddr, pcap: &Path, extra: &[&str]
     ];
     args.extend_from_slice(extra);
     sipp(scenario, target, "u1", &args)
+}
+
+/// One HTTP/1.1 GET to `addr`: the status code and the body (`Connection: close`, no chunking
+/// expected for these small bodies; a chunked one is de-chunked).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].trim_start_matches("\r\n");
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    (code, body)
+}
+
+/// The value of one sample line (`name{labels} value`) in a Prometheus text body.
+pub fn metric(body: &str, series: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

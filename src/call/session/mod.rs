@@ -184,6 +184,7 @@ pub fn spawn(
                 ticket_ref: None,
                 transfer_target: None,
                 reconnects: 0,
+                first_audio_reported: false,
                 conversation: Vec::new(),
                 codec: None,
                 id,
@@ -292,6 +293,8 @@ struct Call {
     ticket_ref: Option<String>,
     /// Where the call was transferred to.
     transfer_target: Option<String>,
+    /// `first_agent_audio` was recorded.
+    first_audio_reported: bool,
     /// Model reconnects so far (at most one per call).
     reconnects: u32,
     /// The conversation so far (role, text), to brief a reconnected model.
@@ -546,6 +549,9 @@ impl Call {
                         self.socket = Some(Arc::new(socket));
                         self.lease = Some(lease);
                         self.answered = Some(now);
+                        crate::ops::metrics::call_answered(
+                            now.saturating_duration_since(self.started),
+                        );
                         self.record_start(&format!("{:?}", n.codec).to_uppercase());
                         self.submit(Record::CallAnswered {
                             id: self.id,
@@ -665,6 +671,12 @@ impl Call {
                 }
                 if let Some(t) = self.delta_at.take() {
                     self.latency.delta_to_rtp.record(t.elapsed());
+                    if !self.first_audio_reported {
+                        self.first_audio_reported = true;
+                        if let Some(answered) = self.answered {
+                            crate::ops::metrics::first_agent_audio(answered.elapsed());
+                        }
+                    }
                 }
             }
         }
@@ -741,6 +753,21 @@ impl Call {
             lat_barge_in_p99_us = pct(&self.latency.barge_in, 99.0),
             "call ended"
         );
+        crate::ops::metrics::call_ended(&crate::ops::metrics::CallEndMetrics {
+            sip_call_id: &self.uas.incoming().sip_call_id,
+            dialplan: &self.plan_name,
+            end_reason: &reason,
+            duration: self.started.elapsed(),
+            rtp_in: stats.rtp_in,
+            rtp_out: stats.rtp_out,
+            rtp_lost: stats.lost,
+            rtp_late: stats.late,
+            jitter: (stats.rtp_in > 1).then(|| Duration::from_micros(stats.jitter_us)),
+            playout_underruns: stats.underruns,
+            barge_ins: b.barge_ins,
+            barge_ins_rejected: b.barge_ins_rejected,
+            model_errors: b.errors,
+        });
         self.record_start("");
         let hangup_by = match cause {
             EndCause::RemoteBye | EndCause::Cancelled => Some("caller"),

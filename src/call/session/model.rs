@@ -70,6 +70,7 @@ impl Call {
             return;
         };
         self.reconnects += 1;
+        crate::ops::metrics::model_reconnect();
         warn!(reason, "model connection dropped: reconnecting once");
         self.event(
             kind::ERROR,

@@ -123,7 +123,7 @@ impl Call {
                     "note": "Read the reference to the caller, one character at a time."
                 })
                 .to_string();
-                self.tool_answered(now, &call_id, &name, output, true, Duration::ZERO);
+                self.tool_answered(now, &call_id, &name, output, true, Duration::ZERO, false);
             }
             Invocation::Webhook { name, args } => {
                 let key = format!("{}/{call_id}", self.id.0);
@@ -168,6 +168,7 @@ impl Call {
                     json!({ "ok": true }).to_string(),
                     false,
                     Duration::ZERO,
+                    false,
                 );
                 if let (Some(r), Some(b)) = (respond, &mut self.bridge) {
                     b.say(now, r.unwrap_or_default());
@@ -194,6 +195,7 @@ impl Call {
                     json!({ "ok": true, "status": "transferring" }).to_string(),
                     false,
                     Duration::ZERO,
+                    false,
                 );
                 if let Some(b) = &mut self.bridge {
                     b.say(
@@ -254,6 +256,7 @@ impl Call {
             done.output,
             true,
             done.elapsed,
+            false,
         );
         if !done.ok {
             info!(tool = %done.name, "tool failed");
@@ -269,10 +272,12 @@ impl Call {
             tools::error_output(error),
             true,
             Duration::ZERO,
+            true,
         );
     }
 
     /// Records the result and hands it to the model (asking it to go on when `respond`).
+    #[allow(clippy::too_many_arguments)]
     fn tool_answered(
         &mut self,
         now: Instant,
@@ -281,12 +286,20 @@ impl Call {
         output: String,
         respond: bool,
         elapsed: Duration,
+        invalid: bool,
     ) {
         let value = serde_json::from_str::<serde_json::Value>(&output).unwrap_or(json!(output));
         let ok = value
             .get("ok")
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(true);
+        let outcome = match (ok, invalid) {
+            (true, _) => "ok",
+            (false, true) => "invalid",
+            (false, false) if output.contains("no answer within") => "timeout",
+            (false, false) => "error",
+        };
+        crate::ops::metrics::tool_call(name, outcome, elapsed);
         self.event(
             kind::TOOL_RESULT,
             json!({ "call_id": call_id, "name": name, "ok": ok, "output": value,

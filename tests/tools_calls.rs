@@ -537,3 +537,22 @@ fn when_the_model_fails_the_fallback_files_a_call_back_ticket() {
     );
     assert_eq!(t["caller"], "sipp");
 }
+
+#[test]
+fn a_silent_caller_gets_a_goodbye_then_bye() {
+    let d = start(
+        "limits-silence",
+        &format!("{AGENT}limits: {{ silence: 5s }}\n"),
+        "voice: tone\ngreeting_reply: \"Hello.\"\ndefault_reply: \"I will end the call now. Goodbye.\"\n",
+    );
+    let pcap = speech_pcap(&d.dir, "quiet", &[Seg::Quiet(15000)]);
+    let run = sipp_pcap("uac_play_wait_bye.xml", d.addr, &pcap, &[]);
+    assert!(
+        run.status.success(),
+        "sipp must get voxgate's BYE: {}",
+        run.stderr
+    );
+    let end = &d.call_ends(1)[0];
+    assert_eq!(end["end_reason"], "silence", "{end}");
+    assert!(said(&d, "agent", "I will end the call now. Goodbye."));
+}

@@ -34,6 +34,9 @@ use crate::model::protocol::{
     ServerEvent, SessionConfig, Transcription, TurnDetection, Voice,
 };
 
+/// A caller frame louder than this counts as the caller being there (silence limit).
+const VOICE_DBFS: f32 = -40.0;
+
 /// Caller frames remembered for judging a barge-in (200 ms).
 const HISTORY_FRAMES: usize = 10;
 
@@ -173,6 +176,8 @@ pub struct ModelBridge {
     call_names: Vec<(String, String)>,
     /// Caller audio is not sent to the model (during a transfer or a prompt).
     muted: bool,
+    /// When the caller last made a sound louder than [`VOICE_DBFS`] (or the model heard speech).
+    last_voice: Option<Instant>,
     failed: bool,
     out: VecDeque<BridgeOutput>,
     stats: BridgeStats,
@@ -225,6 +230,7 @@ impl ModelBridge {
             response_spoke: false,
             call_names: Vec::new(),
             muted: false,
+            last_voice: None,
             failed: false,
             out: VecDeque::new(),
             stats: BridgeStats::default(),
@@ -321,6 +327,11 @@ impl ModelBridge {
         self.muted = muted;
     }
 
+    /// When the caller was last heard (loud frame or the model's speech detection).
+    pub fn last_voice(&self) -> Option<Instant> {
+        self.last_voice
+    }
+
     /// True once the model has failed (nothing more is sent).
     pub fn is_failed(&self) -> bool {
         self.failed
@@ -392,10 +403,11 @@ impl ModelBridge {
     }
 
     /// One 20 ms frame of the caller's audio (an RTP payload in the call's codec).
-    pub fn on_caller_frame(&mut self, _now: Instant, payload: &[u8]) {
+    pub fn on_caller_frame(&mut self, now: Instant, payload: &[u8]) {
         if self.failed || self.muted {
             return;
         }
+        let voice_at = now;
         // Level of the caller's own audio, for the barge-in guard.
         self.scratch_pcm.clear();
         let level = match self.codec {
@@ -423,6 +435,9 @@ impl ModelBridge {
                 frame_dbfs(&self.scratch_pcm)
             }
         };
+        if level > VOICE_DBFS {
+            self.last_voice = Some(voice_at);
+        }
         if self.history.len() == HISTORY_FRAMES {
             self.history.pop_front();
         }
@@ -490,6 +505,7 @@ impl ModelBridge {
         match ev {
             ServerEvent::SpeechStarted(_) => {
                 self.stats.speech_started += 1;
+                self.last_voice = Some(now);
                 // The agent is talking if its audio is queued or a response is in flight.
                 if playing || self.response_id.is_some() {
                     self.guard.start();

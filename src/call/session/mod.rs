@@ -185,6 +185,8 @@ pub fn spawn(
                 transfer_target: None,
                 reconnects: 0,
                 first_audio_reported: false,
+                silence: Duration::ZERO,
+                activity_at: Instant::now(),
                 conversation: Vec::new(),
                 codec: None,
                 id,
@@ -293,6 +295,10 @@ struct Call {
     ticket_ref: Option<String>,
     /// Where the call was transferred to.
     transfer_target: Option<String>,
+    /// Caller silence that ends the call (the plan's `limits.silence`; zero: none).
+    silence: Duration,
+    /// Last sign of life in the conversation: caller voice, agent speech, a tool or transfer.
+    activity_at: Instant,
     /// `first_agent_audio` was recorded.
     first_audio_reported: bool,
     /// Model reconnects so far (at most one per call).
@@ -342,6 +348,7 @@ impl Call {
                     &inc.callee,
                     chrono::Utc::now(),
                 );
+                self.silence = plan.limits.silence;
                 let plan_max = plan.limits.max_call;
                 if self.max_call.is_zero() || (!plan_max.is_zero() && plan_max < self.max_call) {
                     self.max_call = plan_max;
@@ -446,6 +453,7 @@ impl Call {
             self.flush_media();
             let appended = self.flush_bridge();
             self.poll_after_speech(Instant::now());
+            self.note_activity(Instant::now());
             if let (true, Some(t)) = (appended > 0, rtp_rx_at) {
                 self.latency.rtp_to_model.record(t.elapsed());
             }
@@ -469,6 +477,7 @@ impl Call {
             t = min_opt(t, b.poll_timeout());
         }
         t = min_opt(t, self.actions_deadline());
+        t = min_opt(t, self.silence_deadline());
         if let Some(m) = &self.media {
             t = min_opt(t, m.poll_timeout());
             if self.answered.is_some() && self.uas.ended().is_none() {
@@ -484,6 +493,7 @@ impl Call {
     fn on_timeout(&mut self, now: Instant) {
         self.uas.handle_timeout(now);
         self.actions_timeout(now);
+        self.silence_timeout(now);
         if let Some(b) = &mut self.bridge {
             b.handle_timeout(now);
         }

@@ -328,6 +328,52 @@ impl Call {
         }
     }
 
+    /// Moves the silence clock: the caller spoke, or the agent, a tool or a transfer is busy.
+    pub(super) fn note_activity(&mut self, now: Instant) {
+        let busy = self.bridge.as_ref().is_some_and(|b| b.is_busy())
+            || self.media.as_ref().is_some_and(|m| m.is_playing())
+            || self.transfer.is_some()
+            || self.after_speech.is_some();
+        if busy {
+            self.activity_at = now;
+        }
+        if let Some(v) = self.bridge.as_ref().and_then(|b| b.last_voice()) {
+            self.activity_at = self.activity_at.max(v);
+        }
+    }
+
+    /// When the caller has been silent too long (model calls with a silence limit only).
+    pub(super) fn silence_deadline(&self) -> Option<Instant> {
+        let live = self.answered.is_some()
+            && self.end.is_none()
+            && self.uas.ended().is_none()
+            && self.bridge.is_some();
+        (live && !self.silence.is_zero()).then(|| self.activity_at + self.silence)
+    }
+
+    /// Ends a call whose caller has gone quiet: the agent says goodbye, then BYE.
+    pub(super) fn silence_timeout(&mut self, now: Instant) {
+        if self.silence_deadline().is_none_or(|t| now < t) {
+            return;
+        }
+        info!(silence = ?self.silence, "the caller has been silent: ending the call");
+        self.end = Some("silence".into());
+        match &mut self.bridge {
+            Some(b) if !b.is_failed() => {
+                b.mute(true);
+                b.say(
+                    now,
+                    "The caller has been silent for a long time. Say you will end the call now, and a brief goodbye.".into(),
+                );
+                self.after_speech = Some(AfterSpeech {
+                    action: Deferred::Hangup,
+                    deadline: now + SPEECH_LIMIT,
+                });
+            }
+            _ => self.uas.hangup(now),
+        }
+    }
+
     /// The deadline of a deferred action or a transfer, for the call's timer.
     pub(super) fn actions_deadline(&self) -> Option<Instant> {
         let a = self.after_speech.as_ref().map(|a| a.deadline);

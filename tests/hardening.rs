@@ -232,3 +232,93 @@ fn a_thousand_calls_give_every_rtp_port_back() {
     assert!(run.status.success(), "sipp failed: {}", run.stderr);
     assert_eq!(d.call_ends(1020).len(), 1020);
 }
+
+/// Packets from a second source, with a bogus payload type, empty, oversized or not RTP at all
+/// are counted and ignored; the call goes on and ends normally.
+#[test]
+fn rtp_from_strangers_and_bogus_packets_is_ignored_and_counted() {
+    let d = Daemon::start_env("hard-rtp", "", &[("VOXGATE_MEDIA_MODE", "echo")]);
+    let sip = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sip.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let media = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let stranger = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mport = media.local_addr().expect("addr").port();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {mport} RTP/AVP 0\r\n"
+    );
+    sip.send_to(
+        with_body(&invite("100", "rtp-bogus"), &sdp).as_bytes(),
+        d.addr,
+    )
+    .expect("send");
+    let mut buf = vec![0u8; 65536];
+    let ok = loop {
+        let (n, _) = sip.recv_from(&mut buf).expect("a 200 OK");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if status_of(text.as_bytes()) == Some(200) {
+            break text;
+        }
+    };
+    let to = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .expect("To")
+        .to_string();
+    let rtp_port: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("m= port");
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{method}{cseq};rport\r\n\
+             From: <sip:caller@127.0.0.1>;tag=c1\r\n{to}\r\nCall-ID: rtp-bogus\r\nCSeq: {cseq} {method}\r\n\
+             Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    sip.send_to(in_dialog("ACK", 1).as_bytes(), d.addr)
+        .expect("ack");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], rtp_port));
+    let packet = |seq: u16, pt: u8, len: usize| {
+        let mut p = vec![0x80, pt];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.resize(12 + len, 0xff);
+        p
+    };
+    let mut seq = 100u16;
+    let send = |sock: &UdpSocket, p: Vec<u8>| {
+        sock.send_to(&p, target).expect("rtp");
+    };
+    for i in 0..50 {
+        send(&media, packet(seq, 0, 160)); // latches on the first one
+        seq += 1;
+        match i {
+            5..=14 => send(&stranger, packet(seq + 1000, 0, 160)),
+            20..=24 => send(&media, packet(seq, 96, 160)),
+            30..=32 => send(&media, packet(seq, 0, 0)),
+            40..=41 => send(&media, vec![0x13; 40]),
+            _ => {}
+        }
+    }
+    // The BYE goes from the INVITE's socket: that is where the dialog answers.
+    sip.send_to(in_dialog("BYE", 2).as_bytes(), d.addr)
+        .expect("bye");
+    loop {
+        let (n, _) = sip.recv_from(&mut buf).expect("a 200 for the BYE");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.contains("CSeq: 2 BYE") && status_of(text.as_bytes()).is_some_and(|c| c >= 200) {
+            assert_eq!(status_of(text.as_bytes()), Some(200), "{text}");
+            break;
+        }
+    }
+    let end = d.call_ends(1).pop().expect("call_end");
+    assert_eq!(end["end_reason"], "caller_hangup", "{end}");
+    // 10 from the stranger, 5 with payload type 96, 2 that are not RTP.
+    assert_eq!(end["rtp_ignored"], 17, "{end}");
+    // From the latched peer: 50 audio, 5 with the bogus payload type, 3 empty.
+    assert_eq!(end["rtp_in"], 58, "{end}");
+}

@@ -105,6 +105,104 @@ pub struct SipConfig {
     pub codecs: Vec<CodecName>,
     /// On SIGTERM, how long live calls may go on (new ones get 503) before they are hung up.
     pub drain_timeout: Secs,
+    /// Per-source INVITE rate limit.
+    pub rate_limit: RateLimitConfig,
+    /// `User-Agent` fragments (case-insensitive) of scanners whose requests are dropped silently.
+    pub block_user_agents: Vec<String>,
+    /// Largest SIP message in bytes; larger requests get 513.
+    #[serde(deserialize_with = "bounded::<_, 1024, 65535, _>")]
+    pub max_message_size: usize,
+    /// Most header lines in one message; more get 513.
+    #[serde(deserialize_with = "bounded::<_, 10, 1000, _>")]
+    pub max_headers: usize,
+    /// Largest message body in bytes; larger get 413.
+    #[serde(deserialize_with = "bounded::<_, 0, 65535, _>")]
+    pub max_body_size: usize,
+}
+
+impl SipConfig {
+    /// The admission-control settings for [`crate::sip::admission`].
+    pub fn admission(&self) -> crate::sip::admission::AdmissionConfig {
+        use crate::sip::admission::{AdmissionConfig, Cidr, RateAction};
+        AdmissionConfig {
+            allow_from: self
+                .allow_from
+                .iter()
+                .filter_map(|c| Cidr::parse(c))
+                .collect(),
+            invites_per_second: self.rate_limit.invites_per_second,
+            burst: self.rate_limit.burst,
+            action: match self.rate_limit.action {
+                RateLimitAction::Reject => RateAction::Reject,
+                RateLimitAction::Drop => RateAction::Drop,
+            },
+            block_user_agents: self
+                .block_user_agents
+                .iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            ..AdmissionConfig::default()
+        }
+    }
+
+    /// The parser's size limits.
+    pub fn limits(&self) -> crate::sip::message::Limits {
+        crate::sip::message::Limits {
+            max_message: self.max_message_size,
+            max_headers: self.max_headers,
+            max_body: self.max_body_size,
+        }
+    }
+}
+
+/// `sip.rate_limit`: a token bucket per source IP for new INVITEs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained INVITEs per second per source; 0 turns the limit off.
+    pub invites_per_second: f64,
+    /// INVITEs a source may send in one burst.
+    #[serde(deserialize_with = "bounded::<_, 1, 100000, _>")]
+    pub burst: u32,
+    /// What an INVITE over the limit gets.
+    pub action: RateLimitAction,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            invites_per_second: 20.0,
+            burst: 40,
+            action: RateLimitAction::Reject,
+        }
+    }
+}
+
+/// What an INVITE over the rate limit gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitAction {
+    /// 503 Service Unavailable with Retry-After.
+    #[default]
+    Reject,
+    /// No answer at all.
+    Drop,
+}
+
+/// Deserialises an integer and checks `LO <= n <= HI` (the parser adds file:line:col).
+fn bounded<'de, D, const LO: u64, const HI: u64, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    let n = u64::deserialize(d)?;
+    if !(LO..=HI).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is out of range: use {LO} to {HI}"
+        )));
+    }
+    T::try_from(n).map_err(|_| serde::de::Error::custom(format!("{n} is out of range")))
 }
 
 impl Default for SipConfig {
@@ -117,6 +215,14 @@ impl Default for SipConfig {
             transports: vec![TransportName::Udp, TransportName::Tcp],
             codecs: vec![CodecName::Pcmu, CodecName::Pcma, CodecName::Opus],
             drain_timeout: Secs(Duration::from_secs(30)),
+            rate_limit: RateLimitConfig::default(),
+            block_user_agents: crate::sip::admission::SCANNER_AGENTS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            max_message_size: 65535,
+            max_headers: 100,
+            max_body_size: 16384,
         }
     }
 }
@@ -553,6 +659,22 @@ impl Config {
                 "media.mode is 'prompt' but no prompt file is set".into(),
             );
         }
+        let rate = self.sip.rate_limit.invites_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            return bad(
+                "sip.rate_limit.invites_per_second",
+                format!("{rate} is not a rate: use 0 (no limit) or a positive number"),
+            );
+        }
+        if self.sip.max_body_size > self.sip.max_message_size {
+            return bad(
+                "sip.max_body_size",
+                format!(
+                    "{} is larger than sip.max_message_size ({})",
+                    self.sip.max_body_size, self.sip.max_message_size
+                ),
+            );
+        }
         for cidr in &self.sip.allow_from {
             if !valid_cidr(cidr) {
                 return bad(
@@ -567,28 +689,30 @@ impl Config {
 
 /// True if `text` is an IP address or an `addr/prefix` CIDR.
 fn valid_cidr(text: &str) -> bool {
-    let (addr, prefix) = match text.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (text, None),
-    };
-    let Ok(ip) = addr.parse::<std::net::IpAddr>() else {
-        return false;
-    };
-    let max = if ip.is_ipv4() { 32 } else { 128 };
-    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|n| n <= max))
+    crate::sip::admission::Cidr::parse(text).is_some()
 }
 
-/// Maps `SIP_LISTEN` or `RTP_PORT_MIN` onto a `[section, key]` path present in `tree`.
+/// Maps `SIP_LISTEN`, `RTP_PORT_MIN` or `SIP_RATE_LIMIT_BURST` onto a key path present in
+/// `tree` (keys may contain `_`; nested sections are followed, and a whole section may be set).
 fn env_path(tree: &serde_json::Value, rest: &str) -> Option<Vec<String>> {
-    let lower = rest.to_ascii_lowercase();
-    let obj = tree.as_object()?;
-    if obj.contains_key(&lower) && !obj[&lower].is_object() {
-        return Some(vec![lower]);
+    fn walk(node: &serde_json::Value, rest: &str, top: bool) -> Option<Vec<String>> {
+        let obj = node.as_object()?;
+        if let Some(v) = obj.get(rest) {
+            // A top-level section is set key by key; nested ones may be set whole.
+            if !(top && v.is_object()) {
+                return Some(vec![rest.to_string()]);
+            }
+        }
+        obj.iter()
+            .filter(|(_, v)| v.is_object())
+            .find_map(|(key, v)| {
+                let tail = rest.strip_prefix(key.as_str())?.strip_prefix('_')?;
+                let mut path = walk(v, tail, false)?;
+                path.insert(0, key.clone());
+                Some(path)
+            })
     }
-    let (section, key) = lower.split_once('_')?;
-    let sec = obj.get(section)?.as_object()?;
-    sec.contains_key(key)
-        .then(|| vec![section.to_string(), key.to_string()])
+    walk(tree, &rest.to_ascii_lowercase(), true)
 }
 
 /// Top-level section names, for error messages.
@@ -699,6 +823,81 @@ mod tests {
             .apply_env(&env(&[("VOXGATE_SIP_LISTEN", "nowhere")]))
             .expect_err("bad env value");
         assert!(err.to_string().contains("bad value"), "{err}");
+    }
+
+    #[test]
+    fn admission_keys_from_yaml_and_env() {
+        let c = Config::from_yaml(
+            Path::new("v.yaml"),
+            "sip:\n  rate_limit: { invites_per_second: 5, burst: 10, action: drop }\n  max_headers: 60\n",
+        )
+        .expect("valid yaml");
+        assert_eq!(c.sip.rate_limit.burst, 10);
+        assert_eq!(c.sip.rate_limit.action, RateLimitAction::Drop);
+        assert_eq!(c.sip.max_headers, 60);
+        assert_eq!(c.sip.max_body_size, 16384, "default kept");
+        let c = c
+            .apply_env(&env(&[
+                ("VOXGATE_SIP_RATE_LIMIT_INVITES_PER_SECOND", "2.5"),
+                ("VOXGATE_SIP_RATE_LIMIT_ACTION", "reject"),
+                ("VOXGATE_SIP_MAX_BODY_SIZE", "4096"),
+                ("VOXGATE_SIP_BLOCK_USER_AGENTS", "[evil-scanner]"),
+            ]))
+            .expect("env applies");
+        assert_eq!(c.sip.rate_limit.invites_per_second, 2.5);
+        assert_eq!(c.sip.rate_limit.action, RateLimitAction::Reject);
+        assert_eq!(c.sip.rate_limit.burst, 10);
+        assert_eq!(c.sip.max_body_size, 4096);
+        assert_eq!(c.sip.admission().block_user_agents, ["evil-scanner"]);
+        let c = Config::default()
+            .apply_env(&env(&[(
+                "VOXGATE_SIP_RATE_LIMIT",
+                "{ invites_per_second: 0, burst: 1 }",
+            )]))
+            .expect("a whole nested section");
+        assert_eq!(c.sip.rate_limit.invites_per_second, 0.0);
+        let err = Config::default()
+            .apply_env(&env(&[("VOXGATE_SIP_RATE_LIMIT_BURSTS", "3")]))
+            .expect_err("unknown nested key");
+        assert!(
+            err.to_string().contains("VOXGATE_SIP_RATE_LIMIT_BURSTS"),
+            "{err}"
+        );
+        let err = Config::default()
+            .apply_env(&env(&[("VOXGATE_SIP", "{}")]))
+            .expect_err("a top-level section is not a key");
+        assert!(err.to_string().contains("no such setting"), "{err}");
+    }
+
+    #[test]
+    fn admission_values_are_checked_with_their_line() {
+        let err = Config::from_yaml(
+            Path::new("v.yaml"),
+            "sip:\n  listen: 127.0.0.1:5070\n  max_message_size: 100000\n",
+        )
+        .expect_err("out of range");
+        let msg = err.to_string();
+        assert!(msg.starts_with("v.yaml:3:"), "{msg}");
+        assert!(msg.contains("1024 to 65535"), "{msg}");
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        let err = Config::from_yaml(
+            Path::new("v.yaml"),
+            "sip:\n  rate_limit:\n    action: maybe\n",
+        )
+        .expect_err("bad action");
+        assert!(err.to_string().starts_with("v.yaml:3:"), "{err}");
+        let err = Config::default()
+            .apply_env(&env(&[("VOXGATE_SIP_MAX_HEADERS", "3")]))
+            .expect_err("bad env value");
+        assert!(err.to_string().contains("VOXGATE_SIP_MAX_HEADERS"), "{err}");
+        let mut c = Config::default();
+        c.sip.max_body_size = 65535;
+        c.sip.max_message_size = 2000;
+        let err = c.validate().expect_err("body > message");
+        assert!(err.to_string().starts_with("sip.max_body_size:"), "{err}");
+        let mut c = Config::default();
+        c.sip.rate_limit.invites_per_second = -1.0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

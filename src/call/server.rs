@@ -26,6 +26,7 @@ use crate::model::client::{ModelEndpoint, Secret};
 use crate::model::sim;
 use crate::ops::http::{Ops, Probe, StoreState};
 use crate::ops::metrics::{self, StoreSnapshot};
+use crate::sip::admission::{Admission, Verdict};
 use crate::sip::dialog::{LocalAddr, UasSession};
 use crate::sip::endpoint::{route, Route, RouteOptions};
 use crate::sip::message::{self, add_header, base, response, stamp_via};
@@ -113,6 +114,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         calls: HashMap::new(),
         transport: handle,
         ctx,
+        admission: Admission::new(config.sip.admission()),
+        limits: config.sip.limits(),
         config,
         seed: seed(),
         ops,
@@ -280,6 +283,10 @@ struct Router {
     seed: u64,
     /// Readiness state shared with the HTTP endpoint (draining is set here).
     ops: Arc<Ops>,
+    /// Source ACL, scanner filter and per-source INVITE rate (requests no call owns).
+    admission: Admission,
+    /// Message size limits applied when parsing.
+    limits: message::Limits,
 }
 
 impl Router {
@@ -373,7 +380,7 @@ impl Router {
 
     fn on_message(&mut self, inbound: Inbound, done: &mpsc::Sender<String>) {
         let peer = inbound.peer;
-        let msg = match message::parse(&inbound.bytes) {
+        let msg = match message::parse_with(&inbound.bytes, &self.limits) {
             Ok(m) => m,
             Err(e) => {
                 metrics::sip_parse_error();
@@ -394,6 +401,11 @@ impl Router {
         let Ok(b) = base(&msg) else {
             return;
         };
+        if let SipMessage::Request(req) = &msg {
+            if !self.calls.contains_key(&b.call_id) && !self.admit(req, &peer) {
+                return;
+            }
+        }
         let draining = self.ops.draining();
         let opts = RouteOptions {
             unavailable: draining,
@@ -422,14 +434,14 @@ impl Router {
                 let SipMessage::Request(req) = msg else {
                     return;
                 };
-                if !self.allowed(peer.addr.ip()) {
-                    warn!(from = %peer.addr, "INVITE from a source outside sip.allow_from");
-                    let resp = response(&req, 403, None);
-                    self.send(&peer, resp.to_string().into_bytes());
-                    return;
-                }
                 if self.calls.len() >= self.config.sip.max_calls {
-                    warn!(active = self.calls.len(), "sip.max_calls reached: 503");
+                    if let Some(n) = self.admission.note_overload(Instant::now()) {
+                        warn!(
+                            active = self.calls.len(),
+                            suppressed = n,
+                            "sip.max_calls reached: 503"
+                        );
+                    }
                     let mut resp = response(&req, 503, None);
                     add_header(&mut resp.headers, "Retry-After", "5");
                     self.send(&peer, resp.to_string().into_bytes());
@@ -557,14 +569,33 @@ impl Router {
         }
     }
 
-    fn allowed(&self, ip: IpAddr) -> bool {
-        self.config.sip.allow_from.is_empty()
-            || self
-                .config
-                .sip
-                .allow_from
-                .iter()
-                .any(|cidr| cidr_contains(cidr, ip))
+    /// Admission control for a request no call owns (see [`crate::sip::admission`]): false
+    /// when it was refused here (answered 403/503, or dropped silently). Refusals are logged at
+    /// most once per source per minute.
+    fn admit(&mut self, req: &rsip::Request, peer: &Peer) -> bool {
+        let ua = req.headers.iter().find_map(|h| match h {
+            rsip::Header::UserAgent(ua) => Some(ua.value()),
+            _ => None,
+        });
+        let d = self
+            .admission
+            .check(Instant::now(), peer.addr.ip(), &req.method, ua);
+        if let (Some(why), Some(suppressed)) = (d.refusal, d.log) {
+            warn!(from = %peer.addr, method = %req.method, ?why, verdict = ?d.verdict,
+                suppressed, "request refused by admission control (logged once a minute per source)");
+        }
+        match d.verdict {
+            Verdict::Accept => true,
+            Verdict::Drop => false,
+            Verdict::Reject(code, retry_after) => {
+                let mut resp = response(req, code, None);
+                if let Some(secs) = retry_after {
+                    add_header(&mut resp.headers, "Retry-After", &secs.to_string());
+                }
+                self.send(peer, resp.to_string().into_bytes());
+                false
+            }
+        }
     }
 }
 
@@ -576,55 +607,7 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// True if `ip` is inside `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
-pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
-    let (net, bits) = match cidr.split_once('/') {
-        Some((n, b)) => (n, b.parse::<u32>().ok()),
-        None => (cidr, None),
-    };
-    let Ok(net) = net.parse::<IpAddr>() else {
-        return false;
-    };
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(i)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(n) & mask == u32::from(i) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(i)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(n) & mask == u128::from(i) & mask
-        }
-        _ => false,
-    }
-}
-
 /// Builds the RTP port pool from the config.
 pub fn port_pool(config: &Config) -> PortPool {
     PortPool::new(config.rtp.port_min, config.rtp.port_max)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cidrs() {
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        assert!(cidr_contains("10.0.0.0/8", ip("10.1.2.3")));
-        assert!(!cidr_contains("10.0.0.0/8", ip("11.1.2.3")));
-        assert!(cidr_contains("127.0.0.1", ip("127.0.0.1")));
-        assert!(cidr_contains("0.0.0.0/0", ip("8.8.8.8")));
-        assert!(cidr_contains("2001:db8::/32", ip("2001:db8::1")));
-        assert!(!cidr_contains("2001:db8::/32", ip("10.0.0.1")));
-    }
 }

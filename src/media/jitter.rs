@@ -4,6 +4,11 @@
 //! number: a missing one is reported as [`Playout::Lost`] (the concealment hook: the caller
 //! repeats, plays silence, or asks Opus for PLC), one that arrives after its tick is counted
 //! late and dropped, duplicates are dropped, and the buffer is bounded (oldest dropped).
+//! Packets with an empty or oversized payload are refused (their tick conceals them, one
+//! frame). A jump forward past `max_gap` plays on from the new number once the buffered
+//! packets are out, and one far back restarts playout at it on the next tick — neither
+//! re-buffers, so a renumbered stream costs at most one frame. (`rtp::SeqExtender` already
+//! re-bases restarts and SSRC changes, so such jumps rarely get here.)
 //!
 //! Left out: adaptive delay (the target is configuration), timestamp-based playout for
 //! variable ptime (we assume one packet per tick, the telephony norm).
@@ -22,6 +27,8 @@ pub struct JitterConfig {
     pub max_packets: usize,
     /// A gap of more than this many packets resynchronises instead of reporting losses.
     pub max_gap: u64,
+    /// Largest payload accepted, in bytes (an Opus frame is at most 1,275; G.711 20 ms is 160).
+    pub max_payload: usize,
 }
 
 impl Default for JitterConfig {
@@ -30,6 +37,7 @@ impl Default for JitterConfig {
             target_delay: Duration::from_millis(40),
             max_packets: 50,
             max_gap: 25,
+            max_payload: 1500,
         }
     }
 }
@@ -56,6 +64,8 @@ pub struct JitterStats {
     pub lost: u64,
     /// Packets dropped because the buffer was full.
     pub overflow: u64,
+    /// Packets refused for an empty or oversized payload (their ticks count as lost).
+    pub invalid: u64,
 }
 
 /// The jitter buffer; see the module doc for its contract.
@@ -84,18 +94,24 @@ impl JitterBuffer {
 
     /// Adds a received packet.
     pub fn push(&mut self, now: Instant, seq: SeqNo, _ts: RtpTimestamp, payload: Vec<u8>) {
+        if payload.is_empty() || payload.len() > self.cfg.max_payload {
+            self.stats.invalid += 1;
+            return;
+        }
         if let Some(next) = self.next {
             if seq < next {
                 if next.0 - seq.0 > self.cfg.max_gap {
-                    // A stream restart (new talk-spurt numbering): start over from it.
-                    self.reset();
+                    // A stream restart far back: what is buffered belongs to the old stream's
+                    // numbering. Play the new one from its next tick, without re-buffering.
+                    self.packets.clear();
+                    self.next = Some(seq);
                 } else {
                     self.stats.late += 1;
                     return;
                 }
-            } else if seq.0 - next.0 > self.cfg.max_gap * 4 {
-                self.reset();
             }
+            // A jump far forward needs nothing: once the buffered packets have played,
+            // `pop` moves on to it (a gap over `max_gap` is not reported as losses).
         }
         if self.packets.contains_key(&seq) {
             self.stats.duplicate += 1;
@@ -319,6 +335,90 @@ mod tests {
         }
         assert_eq!(jb.stats().overflow, 2);
         assert_eq!(jb.pop(t0 + ms(40)), Some(Playout::Frame(vec![2])));
+    }
+
+    /// Plays `seqs` (one packet per 20 ms tick, pushed just before the tick) and returns what
+    /// each tick yielded after playout started: the payload's first byte, or `None` for a
+    /// concealed frame.
+    fn play(seqs: &[(u64, Vec<u8>)]) -> (Vec<Option<u8>>, JitterStats) {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(JitterConfig::default());
+        let mut out = Vec::new();
+        for (i, (seq, payload)) in seqs.iter().enumerate() {
+            let now = t0 + ms(20 * i as u64);
+            jb.push(now, SeqNo(*seq), RtpTimestamp(0), payload.clone());
+            match jb.pop(now) {
+                Some(Playout::Frame(p)) => out.push(p.first().copied()),
+                Some(Playout::Lost) => out.push(None),
+                None => {}
+            }
+        }
+        (out, jb.stats())
+    }
+
+    #[test]
+    fn renumbered_streams_play_on_without_a_gap() {
+        for jump in [30u64, 150, 5_000] {
+            let mut seqs: Vec<(u64, Vec<u8>)> =
+                (0..20).map(|i| (1000 + i, vec![i as u8])).collect();
+            seqs.extend((20..40).map(|i| (1000 + jump + i, vec![i as u8])));
+            let (out, stats) = play(&seqs);
+            // Playout starts after the 40 ms target delay, then every frame plays in order.
+            let want: Vec<Option<u8>> = (0..38).map(Some).collect();
+            assert_eq!(out, want, "forward jump of {jump}");
+            assert_eq!((stats.lost, stats.late), (0, 0), "jump {jump}: {stats:?}");
+        }
+        // Far back: the two frames still buffered from the old numbering are given up (no
+        // re-buffering, no run of late packets).
+        let mut seqs: Vec<(u64, Vec<u8>)> = (0..20).map(|i| (1000 + i, vec![i as u8])).collect();
+        seqs.extend((20..40).map(|i| (500 + i, vec![i as u8])));
+        let (out, stats) = play(&seqs);
+        let want: Vec<Option<u8>> = (0..18).chain(20..40).map(Some).collect();
+        assert_eq!(out, want, "no silent tick; the new stream plays at once");
+        assert_eq!((stats.lost, stats.late), (0, 0));
+    }
+
+    #[test]
+    fn empty_and_oversized_payloads_cost_one_concealed_frame() {
+        let seqs: Vec<(u64, Vec<u8>)> = (0..20u64)
+            .map(|i| {
+                let payload = match i {
+                    7 => Vec::new(),
+                    12 => vec![0xab; 40_000],
+                    _ => vec![i as u8; 160],
+                };
+                (100 + i, payload)
+            })
+            .collect();
+        let (out, stats) = play(&seqs);
+        let missing: Vec<usize> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| f.is_none().then_some(i))
+            .collect();
+        assert_eq!(
+            missing,
+            [7, 12],
+            "each refused packet is one concealed tick"
+        );
+        assert_eq!((stats.invalid, stats.lost), (2, 2));
+    }
+
+    #[test]
+    fn ssrc_change_through_the_extender_is_seamless() {
+        use crate::media::rtp::{SeqExtender, Ssrc};
+        // Old stream near 60000, the new one (another SSRC) starts a little below it.
+        let mut x = SeqExtender::new();
+        let mut seqs = Vec::new();
+        for i in 0..20u16 {
+            seqs.push((x.extend_ssrc(Ssrc(1), 60_000 + i).0, vec![i as u8]));
+        }
+        for i in 20..40u16 {
+            seqs.push((x.extend_ssrc(Ssrc(2), 59_990 + i).0, vec![i as u8]));
+        }
+        let (out, stats) = play(&seqs);
+        assert_eq!(out, (0..38).map(Some).collect::<Vec<_>>());
+        assert_eq!((stats.lost, stats.late), (0, 0));
     }
 
     #[test]

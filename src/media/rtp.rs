@@ -134,45 +134,82 @@ pub fn parse(data: &[u8]) -> Result<RtpPacket<'_>, RtpError> {
     })
 }
 
-/// Extends 16-bit sequence numbers across rollover (after RFC 3550 §A.1).
+/// RFC 3550 §A.1 `MAX_DROPOUT`: a forward jump larger than this is a renumbered stream.
+pub const MAX_DROPOUT: i64 = 3000;
+/// RFC 3550 §A.1 `MAX_MISORDER`: a backward jump larger than this is a renumbered stream.
+pub const MAX_MISORDER: i64 = 100;
+
+/// Extends 16-bit sequence numbers across rollover (after RFC 3550 §A.1) into one continuous
+/// numbering for the jitter buffer and the model feed.
+///
+/// A jump beyond [`MAX_DROPOUT`] forward or [`MAX_MISORDER`] back, or a new SSRC (with
+/// [`SeqExtender::extend_ssrc`]), is a sender restart, not a loss: the new stream is re-based
+/// to continue right after the highest number so far, so downstream sees neither a burst of
+/// "lost" frames nor a run of "late" ones — at most the one frame where the streams meet.
 #[derive(Debug, Clone, Default)]
 pub struct SeqExtender {
-    last: Option<u64>,
+    /// Highest extended number handed out, and the wire number it came from.
+    last: Option<(u64, u16)>,
+    /// The SSRC of the current stream, when the caller tells us.
+    ssrc: Option<Ssrc>,
+    /// Times a stream was re-based (restart, renumbering or SSRC change).
+    rebased: u64,
 }
 
 impl SeqExtender {
     /// A fresh extender.
     pub fn new() -> Self {
-        SeqExtender { last: None }
+        SeqExtender::default()
     }
 
-    /// The extended number of `seq`: the candidate closest to the highest seen so far.
+    /// The extended number of `seq`: its distance from the highest so far, on the 16-bit
+    /// circle; a restart (see the type doc) continues at highest + 1.
     pub fn extend(&mut self, seq: u16) -> SeqNo {
-        let Some(last) = self.last else {
+        let Some((last, last_raw)) = self.last else {
             // Start one cycle in, so a slightly earlier packet cannot go negative.
             let v = 65_536 + u64::from(seq);
-            self.last = Some(v);
+            self.last = Some((v, seq));
             return SeqNo(v);
         };
-        let cycle = last & !0xffff;
-        let candidates = [
-            cycle.saturating_sub(65_536) | u64::from(seq),
-            cycle | u64::from(seq),
-            (cycle + 65_536) | u64::from(seq),
-        ];
-        let best = candidates
-            .into_iter()
-            .min_by_key(|c| c.abs_diff(last))
-            .unwrap_or(cycle | u64::from(seq));
-        if best > last {
-            self.last = Some(best);
+        let d = i64::from(seq.wrapping_sub(last_raw) as i16);
+        if (-MAX_MISORDER..=MAX_DROPOUT).contains(&d) {
+            let v = last.saturating_add_signed(d);
+            if d > 0 {
+                self.last = Some((v, seq));
+            }
+            return SeqNo(v);
         }
-        SeqNo(best)
+        self.rebase(seq)
+    }
+
+    /// Like [`SeqExtender::extend`], and a change of SSRC re-bases the new stream.
+    pub fn extend_ssrc(&mut self, ssrc: Ssrc, seq: u16) -> SeqNo {
+        let changed = self.ssrc.is_some_and(|s| s != ssrc);
+        self.ssrc = Some(ssrc);
+        match self.last {
+            Some(_) if changed => self.rebase(seq),
+            _ => self.extend(seq),
+        }
+    }
+
+    /// Streams re-based so far.
+    pub fn rebased(&self) -> u64 {
+        self.rebased
+    }
+
+    fn rebase(&mut self, seq: u16) -> SeqNo {
+        let v = self
+            .last
+            .map_or(65_536 + u64::from(seq), |(last, _)| last + 1);
+        self.last = Some((v, seq));
+        self.rebased += 1;
+        SeqNo(v)
     }
 
     /// Forgets the stream (new SSRC).
     pub fn reset(&mut self) {
         self.last = None;
+        self.ssrc = None;
     }
 }
 
@@ -331,6 +368,74 @@ mod tests {
         );
         assert_eq!(x.extend(2).0, a + 4);
         assert_eq!(x.extend(1).0, a + 3, "reordered");
+    }
+
+    #[test]
+    fn sequence_jumps_rebase_instead_of_losing_or_dropping() {
+        let mut x = SeqExtender::new();
+        let a = x.extend(1000).0;
+        assert_eq!(x.extend(1001).0, a + 1);
+        assert_eq!(
+            x.extend(1101).0,
+            a + 101,
+            "a real gap of 99 lost packets stays a gap"
+        );
+        // A renumbered stream (sender restart) continues right after the highest.
+        assert_eq!(x.extend(40_000).0, a + 102);
+        assert_eq!(x.extend(40_001).0, a + 103);
+        assert_eq!(
+            x.extend(39_999).0,
+            a + 101,
+            "reordered inside the new stream"
+        );
+        // A big backward jump is a restart too (RFC 3550 MAX_MISORDER).
+        assert_eq!(x.extend(39_000).0, a + 104);
+        assert_eq!(x.extend(39_001).0, a + 105);
+        assert_eq!(x.rebased(), 2);
+        // Rollover still is not a jump.
+        let mut y = SeqExtender::new();
+        let b = y.extend(65_500).0;
+        assert_eq!(y.extend(20).0, b + 56);
+        assert_eq!(y.rebased(), 0);
+    }
+
+    #[test]
+    fn ssrc_change_rebases_even_when_numbers_are_close() {
+        let mut x = SeqExtender::new();
+        let a = x.extend_ssrc(Ssrc(1), 500).0;
+        assert_eq!(x.extend_ssrc(Ssrc(1), 501).0, a + 1);
+        // The new source starts just below the old one: by number alone every packet would
+        // be "late" for a while; by SSRC it simply continues.
+        assert_eq!(x.extend_ssrc(Ssrc(2), 490).0, a + 2);
+        assert_eq!(x.extend_ssrc(Ssrc(2), 491).0, a + 3);
+        assert_eq!(x.rebased(), 1);
+    }
+
+    #[test]
+    fn odd_but_valid_packets_parse() {
+        // Header only: a zero-length payload (keep-alives do this) is a packet, not an error.
+        let hdr = [0x80, 0x00, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9];
+        assert_eq!(parse(&hdr).map(|p| p.payload().len()).ok(), Some(0));
+        // Payload type 127 is in range (7 bits); the marker bit is not part of it.
+        let pt = [0x80, 0xff, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9, 1];
+        let p = parse(&pt).expect("parses");
+        assert_eq!((p.payload_type().get(), p.marker()), (127, true));
+        assert!(PayloadType::new(128).is_err());
+        // A 64 KiB datagram parses as one big payload; the jitter buffer bounds it.
+        let mut huge = hdr.to_vec();
+        huge.resize(65_507, 0xff);
+        assert_eq!(parse(&huge).map(|p| p.payload().len()).ok(), Some(65_495));
+        // Every CSRC count and extension length against short buffers.
+        for cc in 0..16u8 {
+            for len in 12..80 {
+                let mut d = vec![0u8; len];
+                d[0] = 0x90 | cc;
+                d[len - 1] = 0xff;
+                let _ = parse(&d);
+                d[0] |= 0x20;
+                let _ = parse(&d);
+            }
+        }
     }
 
     #[test]

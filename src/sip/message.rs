@@ -16,8 +16,10 @@ use rsip::{Header, Headers, Method, Request, Response, SipMessage, StatusCode};
 
 /// Largest SIP message we accept (UDP datagram or one framed TCP message).
 pub const MAX_MESSAGE: usize = 64 * 1024;
-/// Most header lines we accept in one message.
-pub const MAX_HEADERS: usize = 128;
+/// Most header lines we accept in one message (default of [`Limits::max_headers`]).
+pub const MAX_HEADERS: usize = 100;
+/// Largest body we accept (default of [`Limits::max_body`]); SDP offers are a few hundred bytes.
+pub const MAX_BODY: usize = 16 * 1024;
 /// The `Server`/`User-Agent` value we send.
 pub const PRODUCT: &str = concat!("voxgate/", env!("CARGO_PKG_VERSION"));
 /// Methods we answer, for `Allow`.
@@ -49,10 +51,38 @@ pub struct BaseHeaders {
     pub cseq_method: Method,
 }
 
-/// Parses one SIP message (a UDP datagram or one framed TCP message).
+/// Size limits applied while parsing (`sip.max_message_size`, `max_headers`, `max_body_size`).
+/// A request over one is answered 513 (message or header count) or 413 (body), never parsed
+/// further; a response over one is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest whole message in bytes (at most [`MAX_MESSAGE`], the transports' own cap).
+    pub max_message: usize,
+    /// Most header lines (after unfolding).
+    pub max_headers: usize,
+    /// Largest body in bytes.
+    pub max_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: MAX_MESSAGE - 1,
+            max_headers: MAX_HEADERS,
+            max_body: MAX_BODY,
+        }
+    }
+}
+
+/// Parses one SIP message (a UDP datagram or one framed TCP message) with the default limits.
 pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
-    if raw.len() > MAX_MESSAGE {
-        return Err(drop_err("message too large"));
+    parse_with(raw, &Limits::default())
+}
+
+/// Parses one SIP message, refusing it when it exceeds `limits`.
+pub fn parse_with(raw: &[u8], limits: &Limits) -> Result<SipMessage, ParseError> {
+    if raw.len() > limits.max_message.min(MAX_MESSAGE) {
+        return Err(too_large(raw, 513, "Message Too Large"));
     }
     if let Some((code, reason)) = request_line_problem(raw) {
         return Err(ParseError {
@@ -66,7 +96,7 @@ pub fn parse(raw: &[u8]) -> Result<SipMessage, ParseError> {
             response: minimal_response(raw, 501, "Not Implemented"),
         });
     }
-    let canonical = canonicalise(raw)?;
+    let canonical = canonicalise(raw, limits)?;
     let parsed = std::panic::catch_unwind(|| SipMessage::try_from(canonical.as_slice()));
     let msg = match parsed {
         Ok(Ok(m)) => m,
@@ -283,6 +313,14 @@ fn drop_err(reason: &str) -> ParseError {
     }
 }
 
+/// A request over one of the [`Limits`]: answered with `code` when it can be addressed.
+fn too_large(raw: &[u8], code: u16, reason: &str) -> ParseError {
+    ParseError {
+        reason: reason.to_ascii_lowercase(),
+        response: minimal_response(raw, code, reason),
+    }
+}
+
 fn bad(raw: &[u8], reason: &str) -> ParseError {
     ParseError {
         reason: reason.to_string(),
@@ -350,7 +388,7 @@ fn expand_compact(name: &str) -> &str {
 
 /// Splits a header block into logical `(name, value)` lines: unfolds continuations, expands
 /// compact names, trims the whitespace around ':'. Returns `None` for a line with no colon.
-fn header_lines(head: &str) -> Result<Vec<(String, String)>, String> {
+fn header_lines(head: &str, max_headers: usize) -> Result<Vec<(String, String)>, HeaderError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for line in head.split("\r\n").flat_map(|l| l.split('\n')) {
         let line = line.strip_suffix('\r').unwrap_or(line);
@@ -363,23 +401,38 @@ fn header_lines(head: &str) -> Result<Vec<(String, String)>, String> {
                     v.push(' ');
                     v.push_str(line.trim());
                 }
-                None => return Err("header block starts with a continuation line".into()),
+                None => {
+                    return Err(HeaderError::Bad(
+                        "header block starts with a continuation line".into(),
+                    ))
+                }
             }
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("header line without ':': '{}'", truncate(line)))?;
+        if out.len() >= max_headers {
+            return Err(HeaderError::TooMany);
+        }
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            HeaderError::Bad(format!("header line without ':': '{}'", truncate(line)))
+        })?;
         let name = name.trim();
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(format!("bad header name '{}'", truncate(name)));
+            return Err(HeaderError::Bad(format!(
+                "bad header name '{}'",
+                truncate(name)
+            )));
         }
         out.push((expand_compact(name).to_string(), value.trim().to_string()));
-        if out.len() > MAX_HEADERS {
-            return Err("too many headers".into());
-        }
     }
     Ok(out)
+}
+
+/// Why a header block was refused.
+enum HeaderError {
+    /// Malformed (→ 400).
+    Bad(String),
+    /// More lines than [`Limits::max_headers`] (→ 513).
+    TooMany,
 }
 
 fn truncate(s: &str) -> String {
@@ -472,7 +525,7 @@ fn escape_user_params(start_line: &str) -> String {
 }
 
 /// Rewrites a raw message into the canonical form rsip parses, applying Content-Length.
-fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
+fn canonicalise(raw: &[u8], limits: &Limits) -> Result<Vec<u8>, ParseError> {
     let start = raw
         .iter()
         .position(|b| *b != b'\r' && *b != b'\n')
@@ -491,7 +544,10 @@ fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
     let body = &raw[(head_end + sep).min(raw.len())..];
     let (start_line, rest) = head.split_once('\n').unwrap_or((head, ""));
     let start_line = start_line.trim_end_matches('\r');
-    let lines = header_lines(rest).map_err(|r| bad(raw, &r))?;
+    let lines = header_lines(rest, limits.max_headers).map_err(|e| match e {
+        HeaderError::Bad(r) => bad(raw, &r),
+        HeaderError::TooMany => too_large(raw, 513, "Too Many Headers"),
+    })?;
     let start_line = escape_user_params(start_line);
     let mut out = Vec::with_capacity(raw.len() + 64);
     out.extend_from_slice(start_line.as_bytes());
@@ -528,6 +584,9 @@ fn canonicalise(raw: &[u8]) -> Result<Vec<u8>, ParseError> {
             out.extend_from_slice(v.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+    }
+    if length.unwrap_or(body.len()) > limits.max_body {
+        return Err(too_large(raw, 413, "Request Entity Too Large"));
     }
     let body = match length {
         Some(n) if n > body.len() => {
@@ -782,6 +841,42 @@ mod tests {
         }
         assert!(parse(b"\r\n\r\n").is_err());
         assert!(parse(b"SIP/2.0 200 OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn limits_answer_513_and_413() {
+        let limits = Limits {
+            max_message: 600,
+            max_headers: 8,
+            max_body: 20,
+        };
+        assert!(parse_with(OPTIONS.as_bytes(), &limits).is_ok());
+        let code = |e: ParseError| {
+            let resp = String::from_utf8(e.response.expect("answered")).expect("utf8");
+            resp.lines().next().unwrap_or_default().to_string()
+        };
+        let big = OPTIONS.replace("Subject: folded", &format!("Subject: {}", "x".repeat(600)));
+        let e = parse_with(big.as_bytes(), &limits).expect_err("too large");
+        assert_eq!(code(e), "SIP/2.0 513 Message Too Large");
+        let many = OPTIONS.replace("Subject:", "X-A: 1\r\nX-B: 2\r\nSubject:");
+        let e = parse_with(many.as_bytes(), &limits).expect_err("too many headers");
+        assert_eq!(code(e), "SIP/2.0 513 Too Many Headers");
+        let body = OPTIONS.replace("l: 0\r\n\r\n", "l: 21\r\n\r\n123456789012345678901");
+        let e = parse_with(body.as_bytes(), &limits).expect_err("body too large");
+        assert_eq!(code(e), "SIP/2.0 413 Request Entity Too Large");
+        // Without Content-Length (UDP) the received body counts.
+        let body = OPTIONS.replace("l: 0\r\n\r\n", "\r\n123456789012345678901");
+        assert!(parse_with(body.as_bytes(), &limits).is_err());
+        // A response over a limit is dropped, never answered.
+        let resp = format!("SIP/2.0 200 OK\r\n{}\r\n\r\n", "X-A: 1\r\n".repeat(20));
+        let e = parse_with(resp.as_bytes(), &limits).expect_err("too many");
+        assert!(e.response.is_none());
+        // The default cap holds even when configured above the transports' buffer.
+        let huge = Limits {
+            max_message: usize::MAX,
+            ..limits
+        };
+        assert!(parse_with(&vec![b'a'; MAX_MESSAGE + 1], &huge).is_err());
     }
 
     #[test]

@@ -274,8 +274,19 @@ impl MediaLeg {
             return;
         }
         self.update_jitter(now, pkt.timestamp().0);
-        let seq = self.seq.extend(pkt.sequence());
+        let seq = self.seq.extend_ssrc(pkt.ssrc(), pkt.sequence());
         if matches!(self.source, MediaSource::Model) {
+            // What the jitter buffer would refuse never reaches the model either: an empty
+            // payload or one larger than any 20 ms frame of this codec (Opus tops out well
+            // under 1,275 bytes; G.711 is 160). Its slot is filled by the gap logic below.
+            let max = match self.codec {
+                CodecKind::Opus => 1_275,
+                CodecKind::Pcmu | CodecKind::Pcma => 480,
+            };
+            if pkt.payload().is_empty() || pkt.payload().len() > max {
+                self.stats.ignored += 1;
+                return;
+            }
             // The model needs no playout clock: forward at once, in order, so the caller's
             // audio reaches it with no buffering delay. Duplicates and stale packets are
             // dropped; a short gap is filled with silence so the model's timeline stays true.

@@ -434,13 +434,12 @@ impl Router {
                 let SipMessage::Request(req) = msg else {
                     return;
                 };
-                if self.calls.len() >= self.config.sip.max_calls {
+                // Calls that have ended but still absorb retransmissions (up to 32 s) do not
+                // count: only calls in progress do.
+                let active = metrics::calls_in_progress();
+                if active >= self.config.sip.max_calls {
                     if let Some(n) = self.admission.note_overload(Instant::now()) {
-                        warn!(
-                            active = self.calls.len(),
-                            suppressed = n,
-                            "sip.max_calls reached: 503"
-                        );
+                        warn!(active, suppressed = n, "sip.max_calls reached: 503");
                     }
                     let mut resp = response(&req, 503, None);
                     add_header(&mut resp.headers, "Retry-After", "5");

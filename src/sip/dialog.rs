@@ -122,7 +122,8 @@ pub struct UasSession {
     reoffer_pending: bool,
     /// Finished re-INVITE transactions still absorbing retransmissions.
     old_invites: Vec<ServerInvite>,
-    servers: Vec<(String, ServerNonInvite)>,
+    /// In-dialog non-INVITE server transactions: branch, transaction, where replies go.
+    servers: Vec<(String, ServerNonInvite, Peer)>,
     clients: Vec<ClientNonInvite>,
     local_tag: String,
     remote_tag: String,
@@ -295,7 +296,7 @@ impl UasSession {
         let mut all = vec![self.invite_tsx.poll_timeout()];
         all.extend(self.reinvite.iter().map(|(_, t)| t.poll_timeout()));
         all.extend(self.old_invites.iter().map(|t| t.poll_timeout()));
-        all.extend(self.servers.iter().map(|(_, t)| t.poll_timeout()));
+        all.extend(self.servers.iter().map(|(_, t, _)| t.poll_timeout()));
         all.extend(self.clients.iter().map(|t| t.poll_timeout()));
         all.into_iter().flatten().min()
     }
@@ -517,7 +518,7 @@ impl UasSession {
     ) {
         // A retransmission of a request we already have a transaction for.
         if let Some(br) = &branch {
-            if let Some((_, t)) = self.servers.iter_mut().find(|(k, _)| k == br) {
+            if let Some((_, t, _)) = self.servers.iter_mut().find(|(k, _, _)| k == br) {
                 t.handle(now, transaction::server_non_invite::Input::Request(req));
                 self.drain_servers();
                 return;
@@ -534,12 +535,16 @@ impl UasSession {
             b.to_tag.as_deref() == Some(self.local_tag.as_str()) && b.from_tag == self.remote_tag;
         if !ours {
             let resp = response(&req, 481, None);
-            self.send(SipMessage::Response(resp));
+            let to = self.reply_peer(&req);
+            self.out
+                .push_back(Output::Send(Box::new(SipMessage::Response(resp)), to));
             return;
         }
         if b.cseq < self.remote_cseq || (b.cseq == self.remote_cseq && req.method != Method::Ack) {
             let resp = response(&req, 500, None);
-            self.send(SipMessage::Response(resp));
+            let to = self.reply_peer(&req);
+            self.out
+                .push_back(Output::Send(Box::new(SipMessage::Response(resp)), to));
             return;
         }
         self.remote_cseq = b.cseq;
@@ -708,10 +713,58 @@ impl UasSession {
 
     fn server_respond(&mut self, now: Instant, req: Request, resp: Response) {
         let key = branch_of(&req).unwrap_or_default();
+        let peer = self.reply_peer(&req);
         let mut t = ServerNonInvite::new(now, req, self.reliability, self.timers);
         t.handle(now, transaction::server_non_invite::Input::Respond(resp));
-        self.servers.push((key, t));
+        self.servers.push((key, t, peer));
         self.drain_servers();
+    }
+
+    /// Where a response to `req` goes (RFC 3261 §18.2.2, RFC 3581): over UDP to the top Via's
+    /// `received` address (stamped by the router with the packet's source) and its `rport` or
+    /// sent-by port, so a BYE from another address of the trunk is answered there. Over TCP,
+    /// the call's connection.
+    fn reply_peer(&self, req: &Request) -> Peer {
+        let peer = self.incoming.peer;
+        if peer.transport != Transport::Udp {
+            return peer;
+        }
+        let Some(via) = req.headers.iter().find_map(|h| match h {
+            Header::Via(v) => Some(v.value().to_string()),
+            _ => None,
+        }) else {
+            return peer;
+        };
+        let mut parts = via.split(';');
+        let sent_by = parts
+            .next()
+            .and_then(|s| s.split_whitespace().nth(1))
+            .unwrap_or_default();
+        let (mut host, mut port) = match sent_by.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_matches(['[', ']']).to_string(),
+                p.parse::<u16>().ok(),
+            ),
+            _ => (sent_by.trim_matches(['[', ']']).to_string(), None),
+        };
+        for p in parts {
+            match p.trim().split_once('=') {
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("received") => {
+                    host = v.trim().to_string()
+                }
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("rport") => {
+                    port = v.trim().parse().ok().or(port)
+                }
+                _ => {}
+            }
+        }
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Peer {
+                addr: SocketAddr::new(ip, port.unwrap_or(5060)),
+                ..peer
+            },
+            Err(_) => peer,
+        }
     }
 
     fn end(&mut self, cause: EndCause) {
@@ -777,16 +830,15 @@ impl UasSession {
     }
 
     fn drain_servers(&mut self) {
-        let peer = self.incoming.peer;
-        for (_, t) in &mut self.servers {
+        for (_, t, to) in &mut self.servers {
             while let Some(o) = t.poll_output() {
                 if let transaction::server_non_invite::Output::Send(r) = o {
                     self.out
-                        .push_back(Output::Send(Box::new(SipMessage::Response(r)), peer));
+                        .push_back(Output::Send(Box::new(SipMessage::Response(r)), *to));
                 }
             }
         }
-        self.servers.retain(|(_, t)| !t.is_terminated());
+        self.servers.retain(|(_, t, _)| !t.is_terminated());
     }
 
     fn drain_clients(&mut self) {
@@ -974,6 +1026,27 @@ mod tests {
         assert!(msgs[0].to_string().starts_with("SIP/2.0 200 OK"));
         s.handle_message(t0, notify(&s, 3, "SIP/2.0 200 OK\r\n"));
         assert_eq!(drain(&mut s).1, vec![SessionEvent::TransferProgress(200)]);
+    }
+
+    #[test]
+    fn a_bye_from_another_address_is_answered_there() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let bye = format!(
+            "BYE sip:voxgate@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKbye;rport=5071;received=10.0.0.8\r\n\
+             From: <sip:caller@127.0.0.1>;tag=c1\r\nTo: <sip:100@127.0.0.1>;tag={}\r\nCall-ID: refer-1\r\n\
+             CSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+            s.local_tag
+        );
+        s.handle_message(t0, SipMessage::Request(req(&bye)));
+        let mut sent = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let Output::Send(m, to) = o {
+                sent.push((m.to_string(), to.addr));
+            }
+        }
+        assert!(sent[0].0.starts_with("SIP/2.0 200"), "{sent:?}");
+        assert_eq!(sent[0].1, "10.0.0.8:5071".parse().expect("addr"));
     }
 
     #[test]

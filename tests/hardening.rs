@@ -78,6 +78,8 @@ fn sources_outside_allow_from_get_403_for_invite_and_nothing_else_logged_once() 
         &[("VOXGATE_SIP_ALLOW_FROM", "[10.0.0.0/8, \"2001:db8::/32\"]")],
     );
     let mut msgs: Vec<String> = (0..20).map(|i| options(&format!("acl-opt-{i}"))).collect();
+    // A malformed request (bad Content-Length) would get a 400 from an allowed source.
+    msgs.push(options("acl-bad").replace("Content-Length: 0", "Content-Length: x"));
     msgs.push(invite("100", "acl-inv-1"));
     let got = replies(d.addr, &msgs);
     assert_eq!(

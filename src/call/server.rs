@@ -385,7 +385,8 @@ impl Router {
             Err(e) => {
                 metrics::sip_parse_error();
                 debug!(from = %peer.addr, "rejected message: {}", e.reason);
-                if let Some(resp) = e.response {
+                // Sources outside sip.allow_from learn nothing, not even that we parse SIP.
+                if let (Some(resp), true) = (e.response, self.admission.allowed(peer.addr.ip())) {
                     self.send(&peer, resp);
                 }
                 return;

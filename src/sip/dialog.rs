@@ -799,13 +799,15 @@ impl UasSession {
 
     fn drain_reinvite(&mut self) {
         let mut done = false;
+        let to = match &self.reinvite {
+            Some((req, _)) => self.reply_peer(req),
+            None => self.incoming.peer,
+        };
         if let Some((_, t)) = &mut self.reinvite {
             while let Some(o) = t.poll_output() {
                 if let transaction::server_invite::Output::Send(r) = o {
-                    self.out.push_back(Output::Send(
-                        Box::new(SipMessage::Response(r)),
-                        self.incoming.peer,
-                    ));
+                    self.out
+                        .push_back(Output::Send(Box::new(SipMessage::Response(r)), to));
                 }
             }
             done = t.is_terminated();

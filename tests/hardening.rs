@@ -306,6 +306,22 @@ fn rtp_from_strangers_and_bogus_packets_is_ignored_and_counted() {
             _ => {}
         }
     }
+    // The BYE travels on another socket and could overtake RTP still queued: wait until the
+    // echo of our audio has started and then gone quiet, i.e. voxgate has read every packet.
+    media
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut echoed = 0;
+    let mut rtp_buf = vec![0u8; 2048];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match media.recv_from(&mut rtp_buf) {
+            Ok(_) => echoed += 1,
+            Err(_) if echoed > 0 => break,
+            Err(_) => {}
+        }
+    }
+    assert!(echoed > 0, "no echo came back");
     // The BYE goes from the INVITE's socket: that is where the dialog answers.
     sip.send_to(in_dialog("BYE", 2).as_bytes(), d.addr)
         .expect("bye");
